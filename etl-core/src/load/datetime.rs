@@ -112,11 +112,13 @@ fn month_from_name(word: &[u8]) -> Option<u32> {
         return None;
     }
     let lower: Vec<u8> = word.iter().map(u8::to_ascii_lowercase).collect();
-    MONTHS.iter().position(|name| {
-        let name = name.as_bytes();
-        lower == name || lower == name[..3] || (lower == b"sept" && name[..4] == *b"sept")
-    })
-    .map(|i| i as u32 + 1)
+    MONTHS
+        .iter()
+        .position(|name| {
+            let name = name.as_bytes();
+            lower == name || lower == name[..3] || (lower == b"sept" && name.starts_with(b"sept"))
+        })
+        .map(|i| i as u32 + 1)
 }
 
 /// Seconds east of UTC for the zone abbreviations we know (the fixed-offset ones; daylight-saving
@@ -464,7 +466,9 @@ impl Pattern {
                      TIMEFORMAT pattern; use 'auto' for values with time zones"
                 ));
             } else if p[i].is_ascii_alphabetic() {
-                let end = (i..p.len()).find(|&j| !p[j].is_ascii_alphabetic()).unwrap_or(p.len());
+                let end = (i..p.len())
+                    .find(|&j| !p[j].is_ascii_alphabetic())
+                    .unwrap_or(p.len());
                 return Err(format!(
                     "{pattern:?}: unknown date or time part {:?}; use YYYY, YY, MM, MON, DD, HH, HH24, \
                      HH12, MI, SS, AM or PM",
@@ -591,7 +595,9 @@ pub(crate) fn parse_auto(s: &[u8]) -> Option<DateTime> {
         let (jd, _) = c.digits(7)?;
         // Julian day 2451545 is 2000-01-01.
         let days = i64::from(jd) - 2_451_545;
-        let days = i32::try_from(days).ok().filter(|d| (MIN_DAY..=MAX_DAY).contains(d))?;
+        let days = i32::try_from(days)
+            .ok()
+            .filter(|d| (MIN_DAY..=MAX_DAY).contains(d))?;
         let rest = &c.s[c.i..];
         return finish_auto(days, rest);
     }
@@ -635,7 +641,7 @@ pub(crate) fn parse_auto(s: &[u8]) -> Option<DateTime> {
             if c.done() {
                 break;
             }
-            if pm.is_none() && blanks > 0 || pm.is_none() && c.peek().is_some_and(|b| b.is_ascii_alphabetic()) {
+            if pm.is_none() {
                 if let Some(v) = parse_meridiem(&mut c) {
                     pm = Some(v);
                     continue;
@@ -665,7 +671,11 @@ pub(crate) fn parse_auto(s: &[u8]) -> Option<DateTime> {
 fn finish_auto(days: i32, rest: &[u8]) -> Option<DateTime> {
     let rest = trim(rest);
     if rest.is_empty() {
-        return Some(DateTime { days, time: 0, offset: None });
+        return Some(DateTime {
+            days,
+            time: 0,
+            offset: None,
+        });
     }
     let mut c = Cursor::new(rest);
     let (h, m, s, frac) = parse_clock(&mut c)?;
@@ -674,7 +684,11 @@ fn finish_auto(days: i32, rest: &[u8]) -> Option<DateTime> {
     if !c.done() {
         return None;
     }
-    Some(DateTime { days, time: clock_micros(h, m, s, frac)?, offset })
+    Some(DateTime {
+        days,
+        time: clock_micros(h, m, s, frac)?,
+        offset,
+    })
 }
 
 /// `19960108 040809` / `960108 040809`: a six-digit time after a compact date.
@@ -682,7 +696,8 @@ fn split_compact_time(s: &[u8]) -> Option<(&[u8], &[u8])> {
     let space = s.iter().position(|&b| b == b' ' || b == b'T')?;
     let (d, t) = (&s[..space], trim(&s[space + 1..]));
     let all_digits = |x: &[u8]| !x.is_empty() && x.iter().all(u8::is_ascii_digit);
-    (all_digits(d) && (d.len() == 8 || d.len() == 6) && all_digits(t) && t.len() == 6).then_some((d, t))
+    (all_digits(d) && (d.len() == 8 || d.len() == 6) && all_digits(t) && t.len() == 6)
+        .then_some((d, t))
 }
 
 fn parse_auto_date(s: &[u8], extra_year: Option<i32>) -> Option<i32> {
@@ -742,9 +757,11 @@ fn parse_auto_date(s: &[u8], extra_year: Option<i32>) -> Option<i32> {
         // YYYY-MM-DD
         [Tok::Num(y, 4), Tok::Num(m, 1..=2), Tok::Num(d, 1..=2)] => make_date(*y as i32, *m, *d),
         // MM/DD/YYYY, MM-DD-YY
-        [Tok::Num(m, 1..=2), Tok::Num(d, 1..=2), Tok::Num(y, n @ (2 | 4))] => {
-            make_date(year(*y, *n), *m, *d)
-        }
+        [
+            Tok::Num(m, 1..=2),
+            Tok::Num(d, 1..=2),
+            Tok::Num(y, n @ (2 | 4)),
+        ] => make_date(year(*y, *n), *m, *d),
         // Month-name forms.
         [Tok::Word(w), Tok::Num(a, na), Tok::Num(b, nb)] => {
             let m = month_from_name(w)?;
@@ -761,9 +778,6 @@ fn parse_auto_date(s: &[u8], extra_year: Option<i32>) -> Option<i32> {
             } else {
                 make_date(year(*b, *nb), m, *a) // DD-Mon-YYYY
             }
-        }
-        [Tok::Num(a, 1..=2), Tok::Num(b, nb), Tok::Word(w)] => {
-            make_date(year(*b, *nb), month_from_name(w)?, *a) // DD YYYY Mon is not a thing; reject odd
         }
         _ => None,
     }
@@ -912,34 +926,78 @@ mod tests {
             ("MM/DD/YYYY", "03/31/2003", "2003-03-31 00:00:00"),
             ("MON DD, YYYY", "March 31, 2003", "2003-03-31 00:00:00"),
             ("MON-DD-YYYY", "Jan-01-1999", "1999-01-01 00:00:00"),
-            ("MM.DD.YYYY HH:MI:SS", "03.31.2003 18:45:05", "2003-03-31 18:45:05"),
-            ("MM.DD.YYYY HH:MI:SS", "03.31.2003 18:45:05.123456", "2003-03-31 18:45:05.123456"),
-            ("YYYY-MM-DD HH24:MI:SS.SSS", "2024-01-02 03:04:05.5", "2024-01-02 03:04:05.5"),
-            ("DD/MM/YY HH12:MI AM", "02/01/24 03:04 PM", "2024-01-02 15:04:00"),
-            ("DD/MM/YY HH12:MI AM", "02/01/24 12:04 am", "2024-01-02 00:04:00"),
+            (
+                "MM.DD.YYYY HH:MI:SS",
+                "03.31.2003 18:45:05",
+                "2003-03-31 18:45:05",
+            ),
+            (
+                "MM.DD.YYYY HH:MI:SS",
+                "03.31.2003 18:45:05.123456",
+                "2003-03-31 18:45:05.123456",
+            ),
+            (
+                "YYYY-MM-DD HH24:MI:SS.SSS",
+                "2024-01-02 03:04:05.5",
+                "2024-01-02 03:04:05.5",
+            ),
+            (
+                "DD/MM/YY HH12:MI AM",
+                "02/01/24 03:04 PM",
+                "2024-01-02 15:04:00",
+            ),
+            (
+                "DD/MM/YY HH12:MI AM",
+                "02/01/24 12:04 am",
+                "2024-01-02 00:04:00",
+            ),
             ("YYYYMMDD", "20240102", "2024-01-02 00:00:00"),
             ("yyyy-mm-dd", "2024-1-2", "2024-01-02 00:00:00"),
             ("DD MON YYYY", "2   jan   1970", "1970-01-02 00:00:00"),
         ];
         for (pat, input, want) in cases {
             let p = Pattern::compile(pat).unwrap();
-            let got = p.parse(input.as_bytes(), false).unwrap_or_else(|| panic!("{pat} {input}"));
+            let got = p
+                .parse(input.as_bytes(), false)
+                .unwrap_or_else(|| panic!("{pat} {input}"));
             assert_eq!(ts(got), want, "{pat} {input}");
         }
         let p = Pattern::compile("YYYY-MM-DD").unwrap();
-        for bad in ["2024-02-30", "2024-13-01", "2024/01/02", "2024-01-02x", "0000-01-01", ""] {
+        for bad in [
+            "2024-02-30",
+            "2024-13-01",
+            "2024/01/02",
+            "2024-01-02x",
+            "0000-01-01",
+            "",
+        ] {
             assert!(p.parse(bad.as_bytes(), false).is_none(), "{bad}");
         }
         let p = Pattern::compile("YYYY-MM-DD HH:MI:SS").unwrap();
-        assert_eq!(ts(p.parse(b"2024-01-02 03:04:05-08", true).unwrap()), "2024-01-02 03:04:05-08");
+        assert_eq!(
+            ts(p.parse(b"2024-01-02 03:04:05-08", true).unwrap()),
+            "2024-01-02 03:04:05-08"
+        );
         assert!(p.parse(b"2024-01-02 24:00:00", false).is_none());
     }
 
     #[test]
     fn invalid_patterns_are_named() {
-        assert!(validate_time_pattern("YYYY-MM-DD HH:MI:SS TZ").unwrap_err().contains("time zone"));
-        assert!(validate_date_pattern("YYYY-MM-QQ").unwrap_err().contains("\"QQ\""));
-        assert!(validate_date_pattern("HH:MI").unwrap_err().contains("needs a year"));
+        assert!(
+            validate_time_pattern("YYYY-MM-DD HH:MI:SS TZ")
+                .unwrap_err()
+                .contains("time zone")
+        );
+        assert!(
+            validate_date_pattern("YYYY-MM-QQ")
+                .unwrap_err()
+                .contains("\"QQ\"")
+        );
+        assert!(
+            validate_date_pattern("HH:MI")
+                .unwrap_err()
+                .contains("needs a year")
+        );
         assert!(validate_date_pattern("").is_err());
         assert!(validate_date_pattern("DD.MM.YYYY").is_ok());
     }
@@ -990,12 +1048,24 @@ mod tests {
     fn epochs_and_times() {
         assert_eq!(parse_epoch(b"946684800", false), Some(0));
         assert_eq!(parse_epoch(b"946684800123", true), Some(123_000));
-        assert_eq!(parse_epoch(b"0.5", false), Some(-UNIX_TO_PG_DAYS * USECS_PER_DAY + 500_000));
+        assert_eq!(
+            parse_epoch(b"0.5", false),
+            Some(-UNIX_TO_PG_DAYS * USECS_PER_DAY + 500_000)
+        );
         assert_eq!(parse_epoch(b"1.5", true), None);
         assert_eq!(parse_epoch(b"99999999999999999999", false), None);
-        assert_eq!(parse_time_of_day(b"03:04:05.25", false), Some((11_045_250_000, None)));
-        assert_eq!(parse_time_of_day(b"3:04 PM", false), Some((54_240_000_000, None)));
-        assert_eq!(parse_time_of_day(b"03:04:05+02", true), Some((11_045_000_000, Some(7200))));
+        assert_eq!(
+            parse_time_of_day(b"03:04:05.25", false),
+            Some((11_045_250_000, None))
+        );
+        assert_eq!(
+            parse_time_of_day(b"3:04 PM", false),
+            Some((54_240_000_000, None))
+        );
+        assert_eq!(
+            parse_time_of_day(b"03:04:05+02", true),
+            Some((11_045_000_000, Some(7200)))
+        );
         assert_eq!(parse_time_of_day(b"03:04:05+02", false), None);
         assert_eq!(parse_time_of_day(b"24:00:00", false), None);
         let mut v = Vec::new();
