@@ -111,12 +111,13 @@ fn month_from_name(word: &[u8]) -> Option<u32> {
     if word.len() < 3 {
         return None;
     }
-    let lower: Vec<u8> = word.iter().map(u8::to_ascii_lowercase).collect();
     MONTHS
         .iter()
         .position(|name| {
             let name = name.as_bytes();
-            lower == name || lower == name[..3] || (lower == b"sept" && name.starts_with(b"sept"))
+            word.eq_ignore_ascii_case(name)
+                || word.eq_ignore_ascii_case(&name[..3])
+                || (word.eq_ignore_ascii_case(b"sept") && name.starts_with(b"sept"))
         })
         .map(|i| i as u32 + 1)
 }
@@ -124,9 +125,15 @@ fn month_from_name(word: &[u8]) -> Option<u32> {
 /// Seconds east of UTC for the zone abbreviations we know (the fixed-offset ones; daylight-saving
 /// names map to their daylight offset).
 fn zone_from_name(word: &[u8]) -> Option<i32> {
-    let upper: Vec<u8> = word.iter().map(u8::to_ascii_uppercase).collect();
-    let hours = match upper.as_slice() {
-        b"Z" | b"UTC" | b"GMT" | b"UT" | b"ZULU" => 0,
+    if word.len() > 4 {
+        return (word.eq_ignore_ascii_case(b"ZULU")).then_some(0);
+    }
+    let mut upper = [0u8; 4];
+    for (u, b) in upper.iter_mut().zip(word) {
+        *u = b.to_ascii_uppercase();
+    }
+    let hours = match &upper[..word.len()] {
+        b"Z" | b"UTC" | b"GMT" | b"UT" => 0,
         b"EST" => -5,
         b"EDT" => -4,
         b"CST" => -6,
@@ -579,9 +586,50 @@ enum Tok<'a> {
     Word(&'a [u8]),
 }
 
+/// `YYYY-MM-DD` and `YYYY-MM-DD HH:MI:SS[.ffffff]` without a zone: the common case, parsed without
+/// the general tokenizer. `None` sends the value to the general path.
+fn parse_iso_fast(s: &[u8]) -> Option<DateTime> {
+    let d = |i: usize| -> Option<u32> {
+        let b = *s.get(i)?;
+        b.is_ascii_digit().then(|| u32::from(b - b'0'))
+    };
+    let n2 = |i: usize| Some(d(i)? * 10 + d(i + 1)?);
+    if s.len() < 10 || s[4] != b'-' || s[7] != b'-' {
+        return None;
+    }
+    let year = n2(0)? * 100 + n2(2)?;
+    let days = make_date(year as i32, n2(5)?, n2(8)?)?;
+    if s.len() == 10 {
+        return Some(DateTime {
+            days,
+            time: 0,
+            offset: None,
+        });
+    }
+    if s.len() < 19 || !matches!(s[10], b' ' | b'T') || s[13] != b':' || s[16] != b':' {
+        return None;
+    }
+    let mut frac = 0;
+    if s.len() > 19 {
+        if s[19] != b'.' || s.len() == 20 || !s[20..].iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let mut c = Cursor { s, i: 20 };
+        frac = c.fraction()?;
+    }
+    Some(DateTime {
+        days,
+        time: clock_micros(n2(11)?, n2(14)?, n2(17)?, frac)?,
+        offset: None,
+    })
+}
+
 /// Recognises a date, with an optional time and zone, in any of the automatically recognised formats.
 pub(crate) fn parse_auto(s: &[u8]) -> Option<DateTime> {
     let s = trim(s);
+    if let Some(dt) = parse_iso_fast(s) {
+        return Some(dt);
+    }
     if s.is_empty() {
         return None;
     }
@@ -641,17 +689,17 @@ pub(crate) fn parse_auto(s: &[u8]) -> Option<DateTime> {
             if c.done() {
                 break;
             }
-            if pm.is_none() {
-                if let Some(v) = parse_meridiem(&mut c) {
-                    pm = Some(v);
-                    continue;
-                }
+            if pm.is_none()
+                && let Some(v) = parse_meridiem(&mut c)
+            {
+                pm = Some(v);
+                continue;
             }
-            if offset.is_none() {
-                if let Some(z) = parse_zone(&mut c) {
-                    offset = Some(z);
-                    continue;
-                }
+            if offset.is_none()
+                && let Some(z) = parse_zone(&mut c)
+            {
+                offset = Some(z);
+                continue;
             }
             if extra_year.is_none() && blanks > 0 && c.peek().is_some_and(|b| b.is_ascii_digit()) {
                 let (y, n) = c.digits(4)?;
@@ -700,8 +748,17 @@ fn split_compact_time(s: &[u8]) -> Option<(&[u8], &[u8])> {
         .then_some((d, t))
 }
 
-fn parse_auto_date(s: &[u8], extra_year: Option<i32>) -> Option<i32> {
-    let mut toks: Vec<Tok<'_>> = Vec::with_capacity(4);
+fn parse_auto_date<'a>(s: &'a [u8], extra_year: Option<i32>) -> Option<i32> {
+    let mut toks: [Tok<'a>; 5] = [Tok::Num(0, 0); 5];
+    let mut ntok = 0;
+    macro_rules! push {
+        ($t:expr) => {{
+            if ntok < toks.len() {
+                toks[ntok] = $t;
+            }
+            ntok += 1;
+        }};
+    }
     let mut c = Cursor::new(s);
     let mut bc = false;
     while !c.done() {
@@ -715,8 +772,10 @@ fn parse_auto_date(s: &[u8], extra_year: Option<i32>) -> Option<i32> {
                 if n > 8 {
                     return None;
                 }
-                let v = std::str::from_utf8(&s[start..c.i]).ok()?.parse().ok()?;
-                toks.push(Tok::Num(v, n));
+                let v = s[start..c.i]
+                    .iter()
+                    .fold(0u32, |v, b| v * 10 + u32::from(b - b'0'));
+                push!(Tok::Num(v, n));
             }
             b'a'..=b'z' | b'A'..=b'Z' => {
                 let w = c.word();
@@ -724,13 +783,13 @@ fn parse_auto_date(s: &[u8], extra_year: Option<i32>) -> Option<i32> {
                     bc = true;
                 } else if w.eq_ignore_ascii_case(b"AD") {
                 } else {
-                    toks.push(Tok::Word(w));
+                    push!(Tok::Word(w));
                 }
             }
             b'-' | b'/' | b'.' | b',' | b' ' | b'\t' => c.i += 1,
             _ => return None,
         }
-        if toks.len() > 4 {
+        if ntok > 4 {
             return None;
         }
     }
@@ -738,10 +797,11 @@ fn parse_auto_date(s: &[u8], extra_year: Option<i32>) -> Option<i32> {
         return None;
     }
     if let Some(y) = extra_year {
-        toks.push(Tok::Num(y as u32, 4));
+        push!(Tok::Num(y as u32, 4));
     }
+    let toks = &toks[..ntok.min(5)];
     let year = |v: u32, n: usize| if n <= 2 { pivot_year(v) } else { v as i32 };
-    match toks.as_slice() {
+    match toks {
         // YYYYMMDD, YYMMDD
         [Tok::Num(v, 8)] => make_date((v / 10_000) as i32, v / 100 % 100, v % 100),
         [Tok::Num(v, 6)] => make_date(pivot_year(v / 10_000), v / 100 % 100, v % 100),
@@ -877,10 +937,10 @@ pub(crate) fn write_offset(out: &mut Vec<u8>, east_secs: i32) {
     out.push(if east_secs < 0 { b'-' } else { b'+' });
     let a = east_secs.unsigned_abs();
     push_2(out, a / 3600);
-    if a % 3600 != 0 {
+    if !a.is_multiple_of(3600) {
         out.push(b':');
         push_2(out, a / 60 % 60);
-        if a % 60 != 0 {
+        if !a.is_multiple_of(60) {
             out.push(b':');
             push_2(out, a % 60);
         }

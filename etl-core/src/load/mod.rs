@@ -37,4 +37,5 @@ mod tests;
 pub use parser::{Batch, CopyEncoding, LoadError, RowParser};
 pub use stream::{
     CHUNK_BYTES, FileStats, MAX_RECORD_BYTES, binary_copy_header, binary_copy_trailer, parse_file,
+    parse_file_with_chunk,
 };

@@ -426,7 +426,13 @@ impl RowParser {
                     "Input line is longer than the 4 MB limit of one row",
                 );
                 let first_line = memchr::memchr(b'\n', rec).map_or(rec, |i| &rec[..i]);
-                self.reject(&mut batch, file, line + 1, first_line, None, first_line, e);
+                self.reject(
+                    &mut batch,
+                    (file, line + 1, first_line),
+                    None,
+                    first_line,
+                    e,
+                );
             } else {
                 self.parse_record(rec, file, line + 1, &mut batch, scratch);
             }
@@ -442,9 +448,7 @@ impl RowParser {
     fn reject(
         &self,
         batch: &mut Batch,
-        file: &str,
-        line: u64,
-        rec: &[u8],
+        (file, line, rec): (&str, u64, &[u8]),
         col: Option<usize>,
         raw: &[u8],
         err: ConvError,
@@ -494,7 +498,7 @@ impl RowParser {
                 Err(e) => {
                     out.truncate(row_start);
                     let c = (col < ncols).then_some(col);
-                    self.reject(batch, file, line, rec, c, &rec[pos..], e);
+                    self.reject(batch, (file, line, rec), c, &rec[pos..], e);
                     return;
                 }
             };
@@ -506,7 +510,7 @@ impl RowParser {
                     0,
                     format!("Extra column(s) found: the table has {ncols} column(s)"),
                 );
-                self.reject(batch, file, line, rec, None, raw, e);
+                self.reject(batch, (file, line, rec), None, raw, e);
                 return;
             }
             let v = match field.src {
@@ -519,7 +523,7 @@ impl RowParser {
             let is_null = !field.quoted && raw == self.null_as.as_slice();
             if let Err(e) = self.write_value(col, v, is_null, out, value) {
                 out.truncate(row_start);
-                self.reject(batch, file, line, rec, Some(col), raw, e);
+                self.reject(batch, (file, line, rec), Some(col), raw, e);
                 return;
             }
             col += 1;
@@ -536,7 +540,7 @@ impl RowParser {
                     0,
                     format!("Delimiter not found: {col} field(s) for {ncols} column(s)"),
                 );
-                self.reject(batch, file, line, rec, Some(col), b"", e);
+                self.reject(batch, (file, line, rec), Some(col), b"", e);
                 return;
             }
             if self.encoding == CopyEncoding::Text {
@@ -544,7 +548,7 @@ impl RowParser {
             }
             if let Err(e) = self.write_null(col, out) {
                 out.truncate(row_start);
-                self.reject(batch, file, line, rec, Some(col), b"", e);
+                self.reject(batch, (file, line, rec), Some(col), b"", e);
                 return;
             }
             col += 1;
@@ -568,10 +572,10 @@ impl RowParser {
             Quoting::RemoveQuotes => Some(b'"'),
             Quoting::Csv(q) => Some(q),
         };
-        if let Some(q) = quote {
-            if rec.get(pos) == Some(&q) {
-                return self.split_quoted(rec, pos, q, unescaped);
-            }
+        if let Some(q) = quote
+            && rec.get(pos) == Some(&q)
+        {
+            return self.split_quoted(rec, pos, q, unescaped);
         }
         if !self.escape {
             return Ok(match memchr::memchr(d, &rec[pos..]) {
@@ -589,41 +593,47 @@ impl RowParser {
                 },
             });
         }
-        // ESCAPE: copy to the scratch buffer only when a backslash shows up.
-        let mut i = pos;
-        let mut copied = false;
+        // ESCAPE: the value goes through the scratch buffer; it is used only if a backslash showed up.
+        unescaped.clear();
+        let (end, next, escaped) = self.scan_escaped(rec, pos, unescaped);
+        Ok(Field {
+            src: if escaped {
+                Src::Scratch
+            } else {
+                Src::Rec(pos, end)
+            },
+            raw: (pos, end),
+            quoted: false,
+            next,
+        })
+    }
+
+    /// With ESCAPE: appends the unescaped bytes from `from` up to the next unescaped delimiter to
+    /// `out`. Returns the end of the field, where the next field starts (if a delimiter followed) and
+    /// whether a backslash was seen.
+    fn scan_escaped(
+        &self,
+        rec: &[u8],
+        from: usize,
+        out: &mut Vec<u8>,
+    ) -> (usize, Option<usize>, bool) {
+        let mut i = from;
+        let mut escaped = false;
         loop {
-            match memchr::memchr2(d, b'\\', &rec[i..]) {
+            match memchr::memchr2(self.delimiter, b'\\', &rec[i..]) {
                 Some(k) if rec[i + k] == b'\\' => {
                     let at = i + k;
-                    if !copied {
-                        unescaped.clear();
-                        copied = true;
-                    }
-                    unescaped.extend_from_slice(&rec[i..at]);
+                    escaped = true;
+                    out.extend_from_slice(&rec[i..at]);
                     if let Some(&b) = rec.get(at + 1) {
-                        unescaped.push(b);
+                        out.push(b);
                     }
                     i = (at + 2).min(rec.len());
                 }
                 found => {
                     let end = found.map_or(rec.len(), |k| i + k);
-                    let next = found.map(|_| end + 1);
-                    if !copied {
-                        return Ok(Field {
-                            src: Src::Rec(pos, end),
-                            raw: (pos, end),
-                            quoted: false,
-                            next,
-                        });
-                    }
-                    unescaped.extend_from_slice(&rec[i..end]);
-                    return Ok(Field {
-                        src: Src::Scratch,
-                        raw: (pos, end),
-                        quoted: false,
-                        next,
-                    });
+                    out.extend_from_slice(&rec[i..end]);
+                    return (end, found.map(|_| end + 1), escaped);
                 }
             }
         }
@@ -671,16 +681,20 @@ impl RowParser {
                 break at;
             }
         };
-        // After the closing quote: anything up to the delimiter is kept as written.
+        // After the closing quote: anything up to the delimiter is kept (with ESCAPE, unescaped).
         let after = close + 1;
-        let (end, next) = match memchr::memchr(self.delimiter, &rec[after..]) {
-            Some(k) => (after + k, Some(after + k + 1)),
-            None => (rec.len(), None),
-        };
-        if end > after {
-            copied = true;
+        let (end, next) = if self.escape {
+            let (end, next, _) = self.scan_escaped(rec, after, unescaped);
+            (end, next)
+        } else {
+            let (end, next) = match memchr::memchr(self.delimiter, &rec[after..]) {
+                Some(k) => (after + k, Some(after + k + 1)),
+                None => (rec.len(), None),
+            };
             unescaped.extend_from_slice(&rec[after..end]);
-        }
+            (end, next)
+        };
+        copied |= end > after;
         Ok(Field {
             src: if copied {
                 Src::Scratch

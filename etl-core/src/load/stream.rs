@@ -328,11 +328,15 @@ pub fn parse_file<R: Read + Send>(
     workers: usize,
     sink: &mut dyn FnMut(Batch) -> Result<()>,
 ) -> Result<FileStats> {
-    parse_file_with(reader, name, parser, workers, CHUNK_BYTES, sink)
+    parse_file_with_chunk(reader, name, parser, workers, CHUNK_BYTES, sink)
 }
 
-/// [`parse_file`] with a chosen piece size.
-pub(crate) fn parse_file_with<R: Read + Send>(
+/// [`parse_file`] with a chosen piece size (in bytes of decompressed input) instead of
+/// [`CHUNK_BYTES`]: tests and the fuzz target use tiny pieces to cut records in every possible place.
+///
+/// # Errors
+/// As [`parse_file`].
+pub fn parse_file_with_chunk<R: Read + Send>(
     reader: R,
     name: &str,
     parser: &RowParser,

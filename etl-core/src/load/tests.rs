@@ -4,7 +4,6 @@
 
 use super::datetime;
 use super::parser::Scratch;
-use super::stream::parse_file_with;
 use super::value;
 use super::*;
 use crate::job::{Column, ColumnType, Format, FormatSpec};
@@ -218,7 +217,7 @@ fn run_files(
     let mut stats = Vec::new();
     for (name, content) in files {
         let mut rows = 0;
-        let s = parse_file_with(*content, name, &parser, workers, chunk, &mut |b: Batch| {
+        let s = parse_file_with_chunk(*content, name, &parser, workers, chunk, &mut |b: Batch| {
             rows += b.rows;
             data.extend_from_slice(&b.data);
             errors.extend(b.errors);
@@ -750,7 +749,7 @@ impl std::io::Read for Dribble<'_> {
 fn parse_whole(parser: &RowParser, input: &[u8]) -> (Vec<u8>, Vec<LoadError>, FileStats) {
     let mut data = Vec::new();
     let mut errors = Vec::new();
-    let stats = parse_file_with(input, "p", parser, 0, usize::MAX / 4, &mut |b: Batch| {
+    let stats = parse_file_with_chunk(input, "p", parser, 0, usize::MAX / 4, &mut |b: Batch| {
         data.extend_from_slice(&b.data);
         errors.extend(b.errors);
         Ok(())
@@ -785,7 +784,7 @@ fn property_arbitrary_input_never_panics_and_chunking_does_not_matter() {
                     rng: Rng(rng.next() | 1),
                 };
                 let stats =
-                    parse_file_with(reader, "p", &parser, workers, chunk, &mut |b: Batch| {
+                    parse_file_with_chunk(reader, "p", &parser, workers, chunk, &mut |b: Batch| {
                         data.extend_from_slice(&b.data);
                         errors.extend(b.errors);
                         Ok(())
