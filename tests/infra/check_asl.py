@@ -12,6 +12,9 @@ Checks, each printed as one PASS/FAIL line:
   errors     every ErrorEquals name is in the closed set, States.* or Lambda.*
   contract   every Task's Resource is a ${...FunctionArn} placeholder of a binary in asl/README.md, and its
              row in the Task table matches the Task's input fields and ResultPath
+  guarded    every Choice that reads a function's result (a Task's ResultPath, a Map item) first tests
+             it with Not(IsPresent): a missing field would otherwise be an uncatchable States.Runtime;
+             type tests are written Not(IsX: true), never IsX: false (portable across interpreters)
   optional   no JSONPath reads an optional output field (reason, rows, sqlstate, message): a missing
              field would be a States.Runtime error that bypasses the cleanup path
   template   every placeholder is in the state machine's DefinitionSubstitutions in cfn/initial.yaml, and
@@ -326,6 +329,48 @@ def check_contract(definition: dict, readme: str) -> tuple[list[str], str]:
     return problems, f"{len(tasks)} Task states, {len(functions)} binaries"
 
 
+def result_roots(states: dict) -> set[str]:
+    roots = {s["ResultPath"] for s in states.values() if s.get("Type") == "Task" and s.get("ResultPath")}
+    for s in states.values():
+        if s.get("Type") == "Map":
+            for key, value in (s.get("ItemSelector") or s.get("Parameters") or {}).items():
+                if key.endswith(".$") and isinstance(value, str) and value.startswith("$$.Map.Item.Value"):
+                    roots.add("$." + key[:-2])
+    return roots
+
+
+def check_guarded_reads(definition: dict) -> tuple[list[str], str]:
+    problems, n = [], 0
+    # every machine's Task results and Map items (selected in the parent, read in the child)
+    roots = {r for _, states in machines(definition) for r in result_roots(states)}
+    for where, states in machines(definition):
+        for name, s in states.items():
+            if s.get("Type") != "Choice":
+                continue
+            tested: set[str] = set()
+            for rule in s.get("Choices", []):
+                inner = rule.get("Not", {})
+                if inner.get("IsPresent") is True and "Variable" in inner:
+                    tested.add(inner["Variable"])
+                    continue
+                for cmp, _ in walk_rule(rule):
+                    var = cmp.get("Variable", "")
+                    if any(var.startswith(r + ".") for r in roots):
+                        n += 1
+                        if var not in tested:
+                            problems.append(f"{where}/{name}: reads {var} without a preceding rule "
+                                            f"{{\"Not\": {{\"Variable\": \"{var}\", \"IsPresent\": true}}}}")
+            # Is*: false is valid ASL, but some local interpreters (aws-local-stepfunctions 3.0) never
+            # match it; Not(Is*: true) means the same everywhere.
+            for rule in s.get("Choices", []):
+                for cmp, _ in walk_rule(rule):
+                    for op in ("IsPresent", "IsNull", "IsNumeric", "IsString", "IsBoolean", "IsTimestamp"):
+                        if cmp.get(op) is False:
+                            problems.append(f"{where}/{name}: {op}: false on {cmp.get('Variable')}; "
+                                            f"write {{\"Not\": {{... \"{op}\": true}}}}")
+    return sorted(set(problems)), f"{n} reads of function results"
+
+
 def check_optional_reads(definition: dict) -> list[str]:
     problems = []
     text_paths = re.compile(r"\$\.[\w.]+")
@@ -396,6 +441,8 @@ def main() -> int:
     report.check("error names in the closed set", check_errors(definition))
     problems, detail = check_contract(definition, readme)
     report.check("Tasks match the contract in asl/README.md", problems, detail)
+    problems, detail = check_guarded_reads(definition)
+    report.check("function results tested with Not(IsPresent) before use", problems, detail)
     report.check("no read of an optional output field", check_optional_reads(definition))
     report.check("placeholders and binaries match cfn/initial.yaml", check_template(asl_text, readme, template))
     return 1 if report.failed else 0
