@@ -1,1 +1,118 @@
-fn main() {}
+//! `etl`: run a Redshift ETL job on one machine or on AWS, print its plan, run ad-hoc SQL.
+//!
+//! Exit codes: 0 success, 1 the job or statement ran and failed, 2 usage or configuration error,
+//! 130 interrupted. Data goes to stdout; progress, logs and errors to stderr.
+#![forbid(unsafe_code)]
+
+mod conn;
+mod errors;
+mod output;
+mod plan_cmd;
+mod sql_cmd;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Batch ETL into Amazon Redshift — or a throwaway PostgreSQL on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "etl", version, about, propagate_version = true)]
+struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run SQL against a warehouse: -c (repeatable), -f FILE, or stdin.
+    Sql(sql_cmd::SqlArgs),
+    /// Print every statement a job would run, in order, without connecting to anything.
+    Plan(plan_cmd::PlanArgs),
+}
+
+/// What ended the command, mapped to the exit code.
+#[derive(Debug)]
+pub enum Failure {
+    /// The job or a statement ran and failed (exit 1).
+    Failed(anyhow::Error),
+    /// Bad usage or configuration (exit 2).
+    Usage(anyhow::Error),
+    /// Ctrl-C (exit 130).
+    Interrupted,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        let e = e.into();
+        match e.downcast_ref::<etl_core::Error>() {
+            Some(core) => match core.kind() {
+                etl_core::ErrorKind::InvalidJob | etl_core::ErrorKind::Environment => {
+                    Failure::Usage(e)
+                }
+                etl_core::ErrorKind::Cancelled => Failure::Interrupted,
+                _ if matches!(core, etl_core::Error::Connect { .. }) => Failure::Usage(e),
+                _ => Failure::Failed(e),
+            },
+            None => Failure::Failed(e),
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info,etl_core=info",
+        2 => "debug,tokio_postgres=info,hyper=info",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ETL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("etl: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Sql(args) => sql_cmd::run(args).await,
+            Command::Plan(args) => plan_cmd::run(args),
+        }
+    });
+    // Don't wait for connection tasks still winding down.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Interrupted) => {
+            eprintln!("etl: interrupted");
+            ExitCode::from(130)
+        }
+        Err(Failure::Failed(e)) if errors::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(Failure::Failed(e)) => {
+            errors::print(&e);
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(e)) => {
+            errors::print(&e);
+            ExitCode::from(2)
+        }
+    }
+}

@@ -80,6 +80,21 @@ impl DbError {
     }
 }
 
+/// Where a server-reported position (1-based, in characters) falls in `sql`: 1-based line and
+/// column, and the text of that line.
+pub fn locate(sql: &str, position: u32) -> Option<(usize, usize, &str)> {
+    let offset = sql
+        .char_indices()
+        .nth(position.checked_sub(1)? as usize)
+        .map(|(i, _)| i)
+        .unwrap_or(sql.len());
+    let line_start = sql[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = sql[offset..].find('\n').map_or(sql.len(), |i| offset + i);
+    let line = 1 + sql[..offset].matches('\n').count();
+    let column = 1 + sql[line_start..offset].chars().count();
+    Some((line, column, &sql[line_start..line_end]))
+}
+
 impl fmt::Display for DbError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.sqlstate {
@@ -154,17 +169,17 @@ pub enum Error {
         attempts: u32,
         /// The last error.
         #[source]
-        source: DbError,
+        source: Box<DbError>,
     },
 
     /// A statement failed on the server.
-    #[error("{context} failed: {source}")]
+    #[error("{context} failed")]
     Query {
         /// Which statement: step name, file, statement number and line.
         context: String,
         /// The server's error.
         #[source]
-        source: DbError,
+        source: Box<DbError>,
     },
 
     /// A file could not be read or written.
@@ -192,7 +207,9 @@ pub enum Error {
     },
 
     /// Rows were rejected while loading a table and MAXERROR was exceeded.
-    #[error("load of {table} rejected {rejected} row(s), more than MAXERROR {max_errors}; the table was left as it was. First error: {first}")]
+    #[error(
+        "load of {table} rejected {rejected} row(s), more than MAXERROR {max_errors}; the table was left as it was. First error: {first}"
+    )]
     LoadRejected {
         /// `schema.table`.
         table: String,
@@ -205,7 +222,9 @@ pub enum Error {
     },
 
     /// A statement ran past its timeout and was cancelled on the server.
-    #[error("{context} timed out after {seconds:.1}s and was cancelled on the server; raise the statement timeout or make the statement cheaper")]
+    #[error(
+        "{context} timed out after {seconds:.1}s and was cancelled on the server; raise the statement timeout or make the statement cheaper"
+    )]
     Timeout {
         /// Which statement.
         context: String,
@@ -272,7 +291,10 @@ impl fmt::Display for ManifestIssues<'_> {
 /// deadlocks, too many connections, the server shutting down or starting up.
 fn sqlstate_is_retryable(code: &str) -> bool {
     code.starts_with("08")
-        || matches!(code, "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03")
+        || matches!(
+            code,
+            "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03"
+        )
 }
 
 impl Error {
@@ -287,7 +309,7 @@ impl Error {
         }
         Error::Query {
             context: context.into(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -311,7 +333,9 @@ impl Error {
     /// The SQLSTATE of the server error behind this error, if any.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
-            Error::Query { source, .. } | Error::Connect { source, .. } => source.sqlstate.as_deref(),
+            Error::Query { source, .. } | Error::Connect { source, .. } => {
+                source.sqlstate.as_deref()
+            }
             Error::Cancelled { .. } | Error::Timeout { .. } => Some("57014"),
             _ => None,
         }
@@ -320,7 +344,7 @@ impl Error {
     /// The server error behind this error, if any.
     pub fn db_error(&self) -> Option<&DbError> {
         match self {
-            Error::Query { source, .. } | Error::Connect { source, .. } => Some(source),
+            Error::Query { source, .. } | Error::Connect { source, .. } => Some(&**source),
             _ => None,
         }
     }
@@ -395,6 +419,15 @@ mod tests {
     }
 
     #[test]
+    fn locates_positions() {
+        let sql = "select 1,\n  nope from t";
+        assert_eq!(locate(sql, 13), Some((2, 3, "  nope from t")));
+        assert_eq!(locate(sql, 1), Some((1, 1, "select 1,")));
+        assert_eq!(locate("é x", 3), Some((1, 3, "é x")));
+        assert_eq!(locate(sql, 0), None);
+    }
+
+    #[test]
     fn retryable_sqlstates() {
         let db = |code: &str| DbError {
             sqlstate: Some(code.into()),
@@ -406,7 +439,7 @@ mod tests {
         };
         let q = |code| Error::Query {
             context: "x".into(),
-            source: db(code),
+            source: Box::new(db(code)),
         };
         assert!(q("08006").is_retryable());
         assert!(q("40001").is_retryable());
@@ -415,7 +448,7 @@ mod tests {
         let c = Error::Connect {
             target: "h".into(),
             attempts: 3,
-            source: db("28P01"),
+            source: Box::new(db("28P01")),
         };
         assert!(!c.is_retryable(), "a bad password is not retryable");
     }

@@ -1,1 +1,5 @@
-mod smoke {}
+//! End-to-end tests: the `etl` binary and the library against real PostgreSQL servers.
+
+mod cli_plan;
+mod cli_sql;
+mod hostile;

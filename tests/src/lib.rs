@@ -1,1 +1,104 @@
-//! Shared test harness.
+//! Shared test harness: throwaway PostgreSQL servers, the workspace's binaries, psql.
+//!
+//! Every test that needs a database starts its own server ([`server`]), so tests are isolated and
+//! can run in parallel; a server starts in about half a second.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use etl_core::cluster::Local;
+
+/// The workspace root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// The folder holding the workspace's binaries for this build profile (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    // target/debug/deps/it-<hash> -> target/debug
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// A workspace binary, e.g. `bin("etl")`.
+///
+/// # Panics
+/// When it has not been built: run `cargo build --workspace --bins` first (the test script does).
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` before the tests (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A `Command` for the `etl` binary.
+pub fn etl() -> Command {
+    let mut cmd = Command::new(bin("etl"));
+    for var in [
+        "DATABASE_URL",
+        "PGHOST",
+        "PGPORT",
+        "PGUSER",
+        "PGPASSWORD",
+        "PGDATABASE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Starts a throwaway PostgreSQL for one test.
+pub async fn server() -> Local {
+    Local::start()
+        .await
+        .unwrap_or_else(|e| panic!("cannot start a throwaway PostgreSQL: {e}"))
+}
+
+/// A `Command` for psql (next to the server binaries when present), with no psqlrc.
+pub fn psql(local: &Local) -> Command {
+    let beside = local.bindir().join("psql");
+    let mut cmd = Command::new(if beside.is_file() {
+        beside
+    } else {
+        PathBuf::from("psql")
+    });
+    cmd.arg("-X")
+        .arg("-v")
+        .arg("ON_ERROR_STOP=1")
+        .arg(local.url());
+    cmd
+}
+
+/// Runs a command, returning its output; panics when it cannot start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Stdout as UTF-8, panicking with stderr when the command failed.
+pub fn stdout_ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// A client connected to `local`.
+pub async fn client(local: &Local) -> tokio_postgres::Client {
+    etl_core::warehouse::connect(&local.connect_options(), etl_core::warehouse::Retry::NONE)
+        .await
+        .expect("connect")
+}

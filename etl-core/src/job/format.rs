@@ -412,7 +412,11 @@ impl Format {
         if f.csv_quote == Some(f.delimiter) {
             errors.push(("quote", "the quote must differ from the delimiter".into()));
         }
-        if errors.is_empty() { Ok(f) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(f)
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -480,7 +484,10 @@ mod tests {
     #[test]
     fn unknown_fields_are_rejected() {
         let err = serde_json::from_str::<FormatSpec>(r#"{"delimeter": "|"}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown field `delimeter`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `delimeter`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, ManifestIssue, Result};
-use crate::sql::{Ident, IamRole, S3Url, TableName};
+use crate::sql::{IamRole, Ident, S3Url, TableName};
 use manifest::{RawJob, RawTable, RawUnload};
 
 /// One column of a table, in file order.
@@ -293,8 +293,19 @@ pub struct Job {
 pub const DEFAULT_CONCURRENCY: usize = 20;
 
 const ENCODINGS: &[&str] = &[
-    "raw", "az64", "bytedict", "delta", "delta32k", "lzo", "mostly8", "mostly16", "mostly32",
-    "runlength", "text255", "text32k", "zstd",
+    "raw",
+    "az64",
+    "bytedict",
+    "delta",
+    "delta32k",
+    "lzo",
+    "mostly8",
+    "mostly16",
+    "mostly32",
+    "runlength",
+    "text255",
+    "text32k",
+    "zstd",
 ];
 
 /// Collects issues while walking the manifest.
@@ -310,21 +321,34 @@ impl Issues {
 }
 
 impl Job {
-    /// Reads, validates and resolves a manifest file; reads its transform SQL files and checks that
-    /// every local input file exists.
+    /// Reads, validates and resolves a manifest file, reads its transform SQL files and checks that
+    /// every local input file exists: [`Job::read`] then [`Job::check_inputs`].
     ///
     /// # Errors
     /// [`Error::InvalidJob`] listing every problem with its JSON path; [`Error::Io`] when the
     /// manifest itself cannot be read.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Job> {
+        let job = Job::read(path)?;
+        job.check_inputs()?;
+        Ok(job)
+    }
+
+    /// Reads and validates a manifest file and reads its transform SQL files, without looking at the
+    /// input files (for plans against an S3 copy of them).
+    ///
+    /// # Errors
+    /// [`Error::InvalidJob`] listing every problem with its JSON path; [`Error::Io`] when the
+    /// manifest itself cannot be read.
+    pub fn read(path: impl AsRef<Path>) -> Result<Job> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::io("cannot read job manifest", path.display(), e)
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let base = if base.as_os_str().is_empty() { Path::new(".") } else { base };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io("cannot read job manifest", path.display(), e))?;
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
         let mut job = Job::parse(&text, &path.display().to_string(), base)?;
-        job.read_local_files(path)?;
+        job.read_transforms()?;
         Ok(job)
     }
 
@@ -384,7 +408,10 @@ impl Job {
                 );
             }
             if !table.name.table.fits_postgres() {
-                issues.push(format!("{}.name", table.json_path), too_long("table", &table.name.table));
+                issues.push(
+                    format!("{}.name", table.json_path),
+                    too_long("table", &table.name.table),
+                );
             }
             for (i, c) in table.columns.iter().enumerate() {
                 if !c.name.fits_postgres() {
@@ -395,6 +422,15 @@ impl Job {
                 }
             }
         }
+        self.invalid(issues)
+    }
+
+    /// Looks a table up by name.
+    pub fn table(&self, name: &TableName) -> Option<&Table> {
+        self.tables.iter().find(|t| &t.name == name)
+    }
+
+    fn invalid(&self, issues: Issues) -> Result<()> {
         if issues.0.is_empty() {
             Ok(())
         } else {
@@ -405,12 +441,7 @@ impl Job {
         }
     }
 
-    /// Looks a table up by name.
-    pub fn table(&self, name: &TableName) -> Option<&Table> {
-        self.tables.iter().find(|t| &t.name == name)
-    }
-
-    fn read_local_files(&mut self, manifest: &Path) -> Result<()> {
+    fn read_transforms(&mut self) -> Result<()> {
         let mut issues = Issues(Vec::new());
         for (i, t) in self.transforms.iter_mut().enumerate() {
             if let Location::Local(p) = &t.location {
@@ -423,14 +454,16 @@ impl Job {
                 }
             }
         }
-        if let Some(Unload {
-            source: UnloadSource::Query(q),
-            ..
-        }) = &self.unload
-            && q.is_empty()
-        {
-            issues.push("unload.query", "must not be empty");
-        }
+        self.invalid(issues)
+    }
+
+    /// Checks that a local input folder exists and holds every file of every table (S3 inputs are
+    /// checked by the loader before anything runs).
+    ///
+    /// # Errors
+    /// [`Error::InvalidJob`] naming each table whose files are missing.
+    pub fn check_inputs(&self) -> Result<()> {
+        let mut issues = Issues(Vec::new());
         if let Location::Local(dir) = &self.input {
             if !dir.is_dir() {
                 issues.push(
@@ -450,14 +483,7 @@ impl Job {
                 }
             }
         }
-        if issues.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::InvalidJob {
-                file: manifest.to_path_buf(),
-                issues: issues.0,
-            })
-        }
+        self.invalid(issues)
     }
 }
 
@@ -576,7 +602,10 @@ fn validate(raw: RawJob, origin: &str, base: &Path, issues: &mut Issues) -> Job 
         if let Some(s) = &schema
             && !seen_schemas.insert(s.clone())
         {
-            issues.push(format!("{spath}.name"), format!("duplicate schema {:?}", s.as_str()));
+            issues.push(
+                format!("{spath}.name"),
+                format!("duplicate schema {:?}", s.as_str()),
+            );
         }
         if raw_schema.tables.is_empty() {
             issues.push(format!("{spath}.tables"), "must list at least one table");
@@ -594,7 +623,10 @@ fn validate(raw: RawJob, origin: &str, base: &Path, issues: &mut Issues) -> Job 
             if !seen_tables.insert(table.name.table.clone()) {
                 issues.push(
                     format!("{tpath}.name"),
-                    format!("duplicate table {:?} in this schema", table.name.table.as_str()),
+                    format!(
+                        "duplicate table {:?} in this schema",
+                        table.name.table.as_str()
+                    ),
                 );
             }
             tables.push(table);
@@ -634,7 +666,9 @@ fn validate(raw: RawJob, origin: &str, base: &Path, issues: &mut Issues) -> Job 
             let valid_stack = !stack_name.is_empty()
                 && stack_name.len() <= 128
                 && stack_name.as_bytes()[0].is_ascii_alphabetic()
-                && stack_name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                && stack_name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
             if !valid_stack {
                 issues.push(
                     "cluster.stack_name",
@@ -682,7 +716,9 @@ fn validate(raw: RawJob, origin: &str, base: &Path, issues: &mut Issues) -> Job 
             region: r.region.inspect(|region| {
                 let ok = region.len() <= 32
                     && region.split('-').count() >= 3
-                    && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                    && region
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
                 if !ok {
                     issues.push(
                         "redshift.region",
@@ -731,7 +767,10 @@ fn validate_table(
         issues.push(format!("{tpath}.columns"), "must list at least one column");
     }
     if raw.columns.len() > 1600 {
-        issues.push(format!("{tpath}.columns"), "Redshift tables have at most 1600 columns");
+        issues.push(
+            format!("{tpath}.columns"),
+            "Redshift tables have at most 1600 columns",
+        );
     }
     let mut columns = Vec::new();
     let mut seen = HashSet::new();
@@ -756,13 +795,19 @@ fn validate_table(
         {
             issues.push(
                 format!("{cpath}.encode"),
-                format!("{e:?} is not a Redshift encoding; use one of {}", ENCODINGS.join(", ")),
+                format!(
+                    "{e:?} is not a Redshift encoding; use one of {}",
+                    ENCODINGS.join(", ")
+                ),
             );
         }
         if c.distkey {
             distkeys += 1;
             if distkeys > 1 {
-                issues.push(format!("{cpath}.distkey"), "a table has at most one DISTKEY column");
+                issues.push(
+                    format!("{cpath}.distkey"),
+                    "a table has at most one DISTKEY column",
+                );
             }
         }
         if let Some(k) = c.sortkey
@@ -787,7 +832,10 @@ fn validate_table(
         if max != sortkeys.len() {
             issues.push(
                 format!("{tpath}.columns"),
-                format!("sortkey positions must be 1 to {} without gaps", sortkeys.len()),
+                format!(
+                    "sortkey positions must be 1 to {} without gaps",
+                    sortkeys.len()
+                ),
             );
         }
     }
@@ -808,7 +856,10 @@ fn validate_table(
         None => LoadMethod::Append,
         Some(l) => match l.method.as_str() {
             "append" | "replace" if !l.keys.is_empty() => {
-                issues.push(format!("{tpath}.load.keys"), "keys apply only to \"upsert\"");
+                issues.push(
+                    format!("{tpath}.load.keys"),
+                    "keys apply only to \"upsert\"",
+                );
                 LoadMethod::Append
             }
             "append" => LoadMethod::Append,
@@ -845,19 +896,22 @@ fn validate_table(
         },
     };
 
-    let diststyle = raw.diststyle.as_deref().map(|d| match d.to_ascii_lowercase().as_str() {
-        "auto" => DistStyle::Auto,
-        "even" => DistStyle::Even,
-        "key" => DistStyle::Key,
-        "all" => DistStyle::All,
-        _ => {
-            issues.push(
-                format!("{tpath}.diststyle"),
-                format!("{d:?} must be auto, even, key or all"),
-            );
-            DistStyle::Auto
-        }
-    });
+    let diststyle = raw
+        .diststyle
+        .as_deref()
+        .map(|d| match d.to_ascii_lowercase().as_str() {
+            "auto" => DistStyle::Auto,
+            "even" => DistStyle::Even,
+            "key" => DistStyle::Key,
+            "all" => DistStyle::All,
+            _ => {
+                issues.push(
+                    format!("{tpath}.diststyle"),
+                    format!("{d:?} must be auto, even, key or all"),
+                );
+                DistStyle::Auto
+            }
+        });
     match (diststyle, distkeys) {
         (Some(DistStyle::Key), 0) => issues.push(
             format!("{tpath}.diststyle"),
@@ -894,7 +948,10 @@ fn check_relative(name: &str, path: &str, issues: &mut Issues) -> bool {
         return false;
     }
     if let Some(c) = name.chars().find(|c| c.is_control()) {
-        issues.push(path, format!("{name:?} contains the control character {c:?}"));
+        issues.push(
+            path,
+            format!("{name:?} contains the control character {c:?}"),
+        );
         return false;
     }
     true
@@ -928,7 +985,10 @@ fn parse_files(value: &serde_json::Value, path: &str, issues: &mut Issues) -> Fi
         }
         Value::Object(map) => {
             if let Some(k) = map.keys().find(|k| *k != "prefix") {
-                issues.push(format!("{path}.{k}"), "unknown field; the only field is \"prefix\"");
+                issues.push(
+                    format!("{path}.{k}"),
+                    "unknown field; the only field is \"prefix\"",
+                );
             }
             match map.get("prefix") {
                 Some(Value::String(p)) => {
@@ -955,19 +1015,30 @@ fn parse_files(value: &serde_json::Value, path: &str, issues: &mut Issues) -> Fi
 
 fn validate_unload(u: RawUnload, base: &Path, issues: &mut Issues) -> Unload {
     let source = match (u.query, u.query_file, u.table) {
-        (Some(q), None, None) => UnloadSource::Query(q),
+        (Some(q), None, None) => {
+            if q.trim().is_empty() {
+                issues.push("unload.query", "must not be empty");
+            }
+            UnloadSource::Query(q)
+        }
         (None, Some(f), None) => {
             // Read here so that `parse` stays I/O free only for S3 manifests; local files are read.
             match Location::parse(&f, base) {
                 Ok(Location::Local(p)) => match std::fs::read_to_string(&p) {
                     Ok(q) => UnloadSource::Query(q),
                     Err(e) => {
-                        issues.push("unload.query_file", format!("cannot read {}: {e}", p.display()));
+                        issues.push(
+                            "unload.query_file",
+                            format!("cannot read {}: {e}", p.display()),
+                        );
                         UnloadSource::Query(String::new())
                     }
                 },
                 Ok(Location::S3(_)) => {
-                    issues.push("unload.query_file", "must be a local file; use \"query\" for S3 manifests");
+                    issues.push(
+                        "unload.query_file",
+                        "must be a local file; use \"query\" for S3 manifests",
+                    );
                     UnloadSource::Query(String::new())
                 }
                 Err(e) => {
@@ -1013,14 +1084,23 @@ fn validate_unload(u: RawUnload, base: &Path, issues: &mut Issues) -> Unload {
         None | Some("csv") => UnloadFormat::Csv,
         Some("text") => UnloadFormat::Text,
         Some(other) => {
-            issues.push("unload.format", format!("{other:?} must be \"csv\" or \"text\""));
+            issues.push(
+                "unload.format",
+                format!("{other:?} must be \"csv\" or \"text\""),
+            );
             UnloadFormat::Csv
         }
     };
-    let default_delim = if format == UnloadFormat::Csv { b',' } else { b'|' };
+    let default_delim = if format == UnloadFormat::Csv {
+        b','
+    } else {
+        b'|'
+    };
     let delimiter = match u.delimiter.as_deref() {
         None => default_delim,
-        Some(d) if d.len() == 1 && d.is_ascii() && !matches!(d, "\n" | "\r" | "\"") => d.as_bytes()[0],
+        Some(d) if d.len() == 1 && d.is_ascii() && !matches!(d, "\n" | "\r" | "\"") => {
+            d.as_bytes()[0]
+        }
         Some(d) => {
             issues.push(
                 "unload.delimiter",
@@ -1070,7 +1150,9 @@ fn validate_unload(u: RawUnload, base: &Path, issues: &mut Issues) -> Unload {
     }
     if let Some(ext) = &u.extension
         && (ext.is_empty()
-            || !ext.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'))
+            || !ext
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'))
     {
         issues.push(
             "unload.extension",

@@ -57,7 +57,11 @@ impl ColumnType {
     /// # Errors
     /// Returns the rule broken: an unknown type (with the allowed list) or a parameter out of range.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let normalized = text.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
+        let normalized = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_lowercase();
         let (base, params) = match normalized.find('(') {
             Some(open) => {
                 let close = normalized
@@ -245,7 +249,11 @@ mod tests {
             ("date", "DATE"),
         ];
         for (input, expect) in cases {
-            assert_eq!(ColumnType::parse(input).unwrap().to_string(), expect, "{input}");
+            assert_eq!(
+                ColumnType::parse(input).unwrap().to_string(),
+                expect,
+                "{input}"
+            );
         }
     }
 

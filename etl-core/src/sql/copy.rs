@@ -3,7 +3,10 @@
 
 use std::fmt::Write as _;
 
-use super::{push_char_literal, push_column_list, push_literal, push_qualified, Dialect, IamRole, Ident, S3Url, TableName};
+use super::{
+    Dialect, IamRole, Ident, S3Url, TableName, push_char_literal, push_column_list, push_literal,
+    push_qualified,
+};
 use crate::job::{Compression, DateFormat, Format, TimeFormat};
 
 /// Where a Redshift COPY reads from.
@@ -19,8 +22,8 @@ pub enum CopySource {
 /// (<https://docs.aws.amazon.com/redshift/latest/dg/r_COPY.html>).
 #[derive(Debug, Clone)]
 pub struct CopyFromS3<'a> {
-    /// Target table.
-    pub table: &'a TableName,
+    /// Target table (or the upsert's temporary staging table).
+    pub table: CopyTarget<'a>,
     /// Target columns, in file order.
     pub columns: &'a [Ident],
     /// Files.
@@ -39,7 +42,7 @@ impl std::fmt::Display for CopyFromS3<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let d = Dialect::Redshift;
         let mut out = String::from("COPY ");
-        push_qualified(&mut out, self.table);
+        self.table.push(&mut out);
         out.push(' ');
         push_column_list(&mut out, self.columns);
         out.push_str(" FROM ");
@@ -127,7 +130,10 @@ impl std::fmt::Display for CopyFromS3<'_> {
             Compression::Zstd => out.push_str(" ZSTD"),
             Compression::None | Compression::Auto => {}
         }
-        for (setting, word) in [(fmt.comp_update, " COMPUPDATE"), (fmt.stat_update, " STATUPDATE")] {
+        for (setting, word) in [
+            (fmt.comp_update, " COMPUPDATE"),
+            (fmt.stat_update, " STATUPDATE"),
+        ] {
             if let Some(on) = setting {
                 out.push_str(word);
                 out.push_str(if on { " ON" } else { " OFF" });
@@ -158,13 +164,19 @@ pub enum CopyTarget<'a> {
     Temp(&'a Ident),
 }
 
+impl CopyTarget<'_> {
+    fn push(&self, out: &mut String) {
+        match self {
+            CopyTarget::Table(t) => push_qualified(out, t),
+            CopyTarget::Temp(t) => super::push_ident(out, t.as_str()),
+        }
+    }
+}
+
 impl std::fmt::Display for CopyFromStdin<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut out = String::from("COPY ");
-        match self.table {
-            CopyTarget::Table(t) => push_qualified(&mut out, t),
-            CopyTarget::Temp(t) => super::push_ident(&mut out, t.as_str()),
-        }
+        self.table.push(&mut out);
         out.push(' ');
         push_column_list(&mut out, self.columns);
         out.push_str(if self.binary {

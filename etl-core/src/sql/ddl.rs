@@ -1,6 +1,6 @@
 //! Schema and table statements, and the data-manipulation statements of the load methods.
 
-use super::{push_column_list, push_ident, push_qualified, Dialect, Ident, TableName};
+use super::{Dialect, Ident, TableName, push_column_list, push_ident, push_qualified};
 use crate::job::{DistStyle, Table};
 
 /// `CREATE SCHEMA IF NOT EXISTS "s"`.
@@ -38,9 +38,7 @@ pub fn create_table(dialect: Dialect, table: &Table) -> String {
     out.push_str("\n)");
     if dialect == Dialect::Redshift {
         let distkey = table.columns.iter().find(|c| c.distkey);
-        let style = table
-            .diststyle
-            .or(distkey.map(|_| DistStyle::Key));
+        let style = table.diststyle.or(distkey.map(|_| DistStyle::Key));
         if let Some(style) = style {
             out.push_str(match style {
                 DistStyle::Auto => " DISTSTYLE AUTO",
@@ -61,7 +59,9 @@ pub fn create_table(dialect: Dialect, table: &Table) -> String {
             .collect();
         if !sort.is_empty() {
             sort.sort_by_key(|(k, _)| *k);
-            out.push_str(" COMPOUND SORTKEY ");
+            // A compound sort key is Redshift's default: plain SORTKEY means the same and is what
+            // more tools parse.
+            out.push_str(" SORTKEY ");
             push_column_list(&mut out, sort.into_iter().map(|(_, n)| n));
         }
     }
@@ -70,8 +70,19 @@ pub fn create_table(dialect: Dialect, table: &Table) -> String {
 
 /// `DROP TABLE [IF EXISTS] "s"."t"`.
 pub fn drop_table(table: &TableName, if_exists: bool) -> String {
-    let mut out = String::from(if if_exists { "DROP TABLE IF EXISTS " } else { "DROP TABLE " });
+    let mut out = String::from(if if_exists {
+        "DROP TABLE IF EXISTS "
+    } else {
+        "DROP TABLE "
+    });
     push_qualified(&mut out, table);
+    out
+}
+
+/// `DROP TABLE "t"` for a session-private temporary table.
+pub fn drop_temp_table(table: &Ident) -> String {
+    let mut out = String::from("DROP TABLE ");
+    push_ident(&mut out, table.as_str());
     out
 }
 

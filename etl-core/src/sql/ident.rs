@@ -98,7 +98,9 @@ impl<'de> serde::Deserialize<'de> for Ident {
 }
 
 /// A schema-qualified table name.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, serde::Deserialize,
+)]
 pub struct TableName {
     /// The schema.
     pub schema: Ident,

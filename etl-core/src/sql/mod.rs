@@ -19,7 +19,7 @@ mod values;
 pub use copy::{CopyFromS3, CopyFromStdin, CopySource, CopyTarget};
 pub use ddl::{
     create_schema, create_staging_like, create_table, dedup_staging, delete_all,
-    delete_matching_staging, drop_table, insert_from_staging, lock_table,
+    delete_matching_staging, drop_table, drop_temp_table, insert_from_staging, lock_table,
 };
 pub use ident::{Ident, POSTGRES_MAX_IDENT_BYTES, REDSHIFT_MAX_IDENT_BYTES, TableName};
 pub use split::{SplitStatement, split_statements};
@@ -188,14 +188,26 @@ mod tests {
             ("it's", "'it''s'", "'it''s'"),
             ("a\\b", "'a\\\\b'", "'a\\b'"),
             ("\\'", "'\\\\'''", "'\\'''"),
-            ("'; drop table x; --", "'''; drop table x; --'", "'''; drop table x; --'"),
+            (
+                "'; drop table x; --",
+                "'''; drop table x; --'",
+                "'''; drop table x; --'",
+            ),
             ("line\nbreak", "'line\nbreak'", "'line\nbreak'"),
             ("ünï", "'ünï'", "'ünï'"),
             ("nul\0byte", "'nulbyte'", "'nulbyte'"),
         ];
         for (input, redshift, postgres) in cases {
-            assert_eq!(quote_literal(Dialect::Redshift, input), redshift, "{input:?}");
-            assert_eq!(quote_literal(Dialect::Postgres, input), postgres, "{input:?}");
+            assert_eq!(
+                quote_literal(Dialect::Redshift, input),
+                redshift,
+                "{input:?}"
+            );
+            assert_eq!(
+                quote_literal(Dialect::Postgres, input),
+                postgres,
+                "{input:?}"
+            );
         }
     }
 
@@ -216,3 +228,6 @@ mod tests {
         assert!("mysql".parse::<Dialect>().is_err());
     }
 }
+
+#[cfg(test)]
+mod golden;

@@ -31,7 +31,9 @@ pub fn split_statements(script: &str, dialect: Dialect) -> Vec<SplitStatement> {
         match b {
             b'\'' => {
                 let backslash = dialect == Dialect::Redshift
-                    || (i > 0 && matches!(bytes[i - 1], b'e' | b'E') && !ident_char_before(bytes, i - 1));
+                    || (i > 0
+                        && matches!(bytes[i - 1], b'e' | b'E')
+                        && !ident_char_before(bytes, i - 1));
                 i = skip_quoted(bytes, i, b'\'', backslash);
                 has_code = true;
                 continue;
@@ -83,7 +85,10 @@ fn make(script: &str, start: usize, end: usize) -> SplitStatement {
     let offset = start + lead;
     SplitStatement {
         text: raw.trim().to_owned(),
-        line: 1 + script.as_bytes()[..offset].iter().filter(|&&b| b == b'\n').count(),
+        line: 1 + script.as_bytes()[..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
         offset,
     }
 }
@@ -176,7 +181,10 @@ mod tests {
         let got = split_statements(script, Dialect::Postgres);
         assert_eq!(got.len(), 1);
         assert!(got[0].text.ends_with("select 1"));
-        assert_eq!(texts("-- nothing\n", Dialect::Postgres), Vec::<String>::new());
+        assert_eq!(
+            texts("-- nothing\n", Dialect::Postgres),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
@@ -213,7 +221,10 @@ mod tests {
     #[test]
     fn doubled_quotes() {
         assert_eq!(
-            texts("select 'a'';b'; select \"q\"\";\" from t", Dialect::Postgres),
+            texts(
+                "select 'a'';b'; select \"q\"\";\" from t",
+                Dialect::Postgres
+            ),
             ["select 'a'';b'", "select \"q\"\";\" from t"]
         );
     }
@@ -223,7 +234,10 @@ mod tests {
         let script = "\n\nselect 1;\n  -- c\n  select\n 2;";
         let got = split_statements(script, Dialect::Postgres);
         assert_eq!(got[0].line, 3);
-        assert_eq!(got[1].line, 4, "the comment belongs to the second statement");
+        assert_eq!(
+            got[1].line, 4,
+            "the comment belongs to the second statement"
+        );
         assert_eq!(&script[got[1].offset..got[1].offset + 4], "-- c");
     }
 

@@ -1,7 +1,7 @@
 //! Statement labels, status and cancel queries (Redshift system tables / PostgreSQL
 //! `pg_stat_activity`). Ordinary queries: values are bound as `$n` parameters, never formatted in.
 
-use super::{push_literal, Dialect};
+use super::{Dialect, push_literal};
 
 /// The longest label Redshift keeps (`STL_QUERY.label` is cut at 30 characters).
 pub const MAX_LABEL: usize = 30;
@@ -60,12 +60,10 @@ pub fn status_query(dialect: Dialect) -> StatusQuery {
 }
 
 /// Cancels the statement running in session `pid` (outside a transaction block):
-/// `CANCEL pid` on Redshift, `SELECT pg_cancel_backend(pid)` on PostgreSQL.
-pub fn cancel_statement(dialect: Dialect, pid: i32) -> String {
-    match dialect {
-        Dialect::Redshift => format!("CANCEL {pid}"),
-        Dialect::Postgres => format!("SELECT pg_cancel_backend({pid})"),
-    }
+/// `SELECT pg_cancel_backend(pid)`, which both warehouses accept (Redshift's `CANCEL pid` does the
+/// same).
+pub fn cancel_statement(pid: i32) -> String {
+    format!("SELECT pg_cancel_backend({pid})")
 }
 
 /// Ends session `pid`, rolling back its transaction: the only cancel that works inside a Redshift

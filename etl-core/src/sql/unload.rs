@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{push_char_literal, push_literal, push_qualified, Dialect, IamRole, S3Url};
+use super::{Dialect, IamRole, S3Url, push_char_literal, push_literal, push_qualified};
 use crate::job::{Overwrite, Unload as UnloadSpec, UnloadCompression, UnloadFormat, UnloadSource};
 
 /// The query an unload runs: the manifest's query, or `SELECT * FROM "s"."t"`.
@@ -79,7 +79,11 @@ impl std::fmt::Display for Unload<'_> {
             UnloadCompression::Zstd => out.push_str(" ZSTD"),
             UnloadCompression::Bzip2 => out.push_str(" BZIP2"),
         }
-        out.push_str(if s.parallel { " PARALLEL ON" } else { " PARALLEL OFF" });
+        out.push_str(if s.parallel {
+            " PARALLEL ON"
+        } else {
+            " PARALLEL OFF"
+        });
         if let Some(mb) = s.max_file_size_mb {
             let _ = write!(out, " MAXFILESIZE {mb} MB");
         }

@@ -95,9 +95,9 @@ impl From<S3Url> for String {
 }
 
 impl std::str::FromStr for S3Url {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        S3Url::parse(s)
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        S3Url::parse(s).map_err(|e| crate::Error::invalid("S3 URL", e))
     }
 }
 
@@ -138,9 +138,9 @@ impl IamRole {
                 && parts[4].bytes().all(|b| b.is_ascii_digit())
                 && parts[5].strip_prefix("role/").is_some_and(|name| {
                     !name.is_empty()
-                        && name.bytes().all(|b| {
-                            b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b)
-                        })
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-/".contains(&b))
                 });
             if !ok {
                 return Err(format!(
@@ -190,7 +190,13 @@ mod tests {
             "s3://bkt/x"
         );
         assert_eq!(p.with_suffix("_x").to_string(), "s3://my-bucket/in_x");
-        for bad in ["http://b/k", "s3://B/k", "s3://ab/k", "s3://-ab/k", "s3://bkt/a\nb"] {
+        for bad in [
+            "http://b/k",
+            "s3://B/k",
+            "s3://ab/k",
+            "s3://-ab/k",
+            "s3://bkt/a\nb",
+        ] {
             assert!(S3Url::parse(bad).is_err(), "{bad}");
         }
     }
@@ -199,11 +205,14 @@ mod tests {
     fn iam_roles() {
         assert!(IamRole::parse("default").unwrap().is_default());
         let r = IamRole::parse("arn:aws:iam::123456789012:role/RedshiftS3Access").unwrap();
-        assert_eq!(r.as_str(), "arn:aws:iam::123456789012:role/RedshiftS3Access");
-        assert!(IamRole::parse(
-            "arn:aws:iam::123456789012:role/a,arn:aws:iam::210987654321:role/b"
-        )
-        .is_ok());
+        assert_eq!(
+            r.as_str(),
+            "arn:aws:iam::123456789012:role/RedshiftS3Access"
+        );
+        assert!(
+            IamRole::parse("arn:aws:iam::123456789012:role/a,arn:aws:iam::210987654321:role/b")
+                .is_ok()
+        );
         for bad in [
             "arn:aws:iam::12345:role/x",
             "arn:aws:s3:::bucket",
