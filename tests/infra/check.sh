@@ -6,16 +6,17 @@
 # Self-contained: installs what is missing and reuses what is there.
 #   cfn-lint       the one on PATH, else a virtualenv in $ETL_INFRA_CACHE/venv (pip install cfn-lint)
 #   cfn-guard      the one on PATH or in ~/.cargo/bin, else `cargo install cfn-guard --locked`, building in
-#                  $ETL_INFRA_CACHE/cfn-guard-build (kept, so a reinstall is quick)
+#                  ~/.cache/cfn-guard-build ($CFN_GUARD_TARGET_DIR; kept, so a reinstall is quick)
 #   asl-validator  tests/infra/node_modules, from the committed package-lock.json (`npm ci`), reinstalled
 #                  only when the lock file changed
-#   python3, node  from Debian (apt-get, as root) when missing
+#   python3, node  from Debian (apt-get, as root) when missing (asl-validator needs Node 18 or later)
 # Prints one PASS/FAIL line per check and a closing "N passed, M failed" line; exits 1 on any failure.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 HERE="$ROOT/tests/infra"
 CACHE=${ETL_INFRA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/etl-infra}
+GUARD_TARGET=${CFN_GUARD_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cfn-guard-build}
 CFN_LINT_VERSION=1.51.0
 CFN_GUARD_VERSION=3.2.1
 cd "$ROOT" || exit 2
@@ -74,11 +75,11 @@ ensure_cfn_guard() {
     fi
     command -v cargo >/dev/null || die "cfn-guard is missing and there is no cargo to build it"
     note "building cfn-guard $CFN_GUARD_VERSION (cargo install; a few minutes the first time)"
-    mkdir -p "$CACHE/cfn-guard-build"
-    CARGO_TARGET_DIR="$CACHE/cfn-guard-build" nice -n 10 \
+    mkdir -p "$GUARD_TARGET"
+    CARGO_TARGET_DIR="$GUARD_TARGET" nice -n 10 \
         cargo install cfn-guard --version "$CFN_GUARD_VERSION" --locked --jobs "${CFN_GUARD_BUILD_JOBS:-1}" \
-        >"$CACHE/cfn-guard-build/install.log" 2>&1 \
-        || { tail -20 "$CACHE/cfn-guard-build/install.log" >&2; die "cargo install cfn-guard failed"; }
+        >"$GUARD_TARGET/install.log" 2>&1 \
+        || { tail -20 "$GUARD_TARGET/install.log" >&2; die "cargo install cfn-guard failed"; }
     command -v cfn-guard >/dev/null || die "cfn-guard installed but not on PATH"
 }
 
@@ -86,6 +87,8 @@ ensure_asl_validator() {
     if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
         apt_install nodejs npm
     fi
+    node -e 'process.exit(parseInt(process.versions.node, 10) >= 18 ? 0 : 1)' \
+        || die "asl-validator needs Node 18 or later, found $(node --version)"
     local stamp="$HERE/node_modules/.package-lock.sha256"
     local want
     want=$(sha256sum "$HERE/package-lock.json" | cut -d' ' -f1)
