@@ -41,6 +41,7 @@ pub mod job;
 pub mod load;
 pub mod plan;
 pub mod sql;
+pub mod storage;
 pub mod warehouse;
 
 pub use error::{Error, ErrorKind, Result};
