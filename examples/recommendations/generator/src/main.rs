@@ -1,0 +1,2 @@
+//! Generates the demo job's input files.
+fn main() {}
