@@ -119,7 +119,8 @@ fn main() {
     let cols = columns();
     let format = Format::default();
     let raw = generate(rows);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // gzip's default level, as `gzip` and Hadoop's codec write files.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&raw).unwrap();
     let gz = gz.finish().unwrap();
     let mb = raw.len() as f64 / 1e6;
@@ -128,11 +129,15 @@ fn main() {
         gz.len() as f64 / 1e6
     );
 
-    let start = Instant::now();
-    let mut sink = std::io::sink();
-    std::io::copy(&mut flate2::read::MultiGzDecoder::new(&gz[..]), &mut sink).unwrap();
-    let secs = start.elapsed().as_secs_f64();
-    println!("gunzip only:                {:7.1} MB/s", mb / secs);
+    let runs = if quick { 1 } else { 5 };
+    let mut best = f64::MAX;
+    for _ in 0..runs {
+        let start = Instant::now();
+        let mut sink = std::io::sink();
+        std::io::copy(&mut flate2::read::MultiGzDecoder::new(&gz[..]), &mut sink).unwrap();
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    println!("gunzip only:                {:7.1} MB/s", mb / best);
 
     for encoding in [CopyEncoding::Binary, CopyEncoding::Text] {
         let parser = RowParser::new(&cols, &format, encoding).unwrap();
@@ -141,7 +146,7 @@ fn main() {
             let mut out_bytes = 0;
             let mut text_out = Vec::new();
             let keep = encoding == CopyEncoding::Text && workers == 2;
-            for _ in 0..if quick { 1 } else { 3 } {
+            for _ in 0..runs {
                 out_bytes = 0;
                 text_out.clear();
                 let start = Instant::now();

@@ -297,8 +297,18 @@ fn parse_numeric_offset(c: &mut Cursor<'_>) -> Option<i32> {
 }
 
 /// A zone after a time: a numeric offset or a known abbreviation (optionally followed by an offset,
-/// as in `UTC+2`). Leading blanks are skipped.
+/// as in `UTC+2`). Leading blanks are skipped. Offsets of 16 hours or more are refused, as PostgreSQL
+/// refuses them in TIMETZ values.
 fn parse_zone(c: &mut Cursor<'_>) -> Option<i32> {
+    let save = c.i;
+    let zone = parse_zone_unchecked(c).filter(|z| z.unsigned_abs() < 16 * 3600);
+    if zone.is_none() {
+        c.i = save;
+    }
+    zone
+}
+
+fn parse_zone_unchecked(c: &mut Cursor<'_>) -> Option<i32> {
     let save = c.i;
     c.skip_blanks();
     if matches!(c.peek(), Some(b'+' | b'-')) {
@@ -1128,6 +1138,15 @@ mod tests {
         );
         assert_eq!(parse_time_of_day(b"03:04:05+02", false), None);
         assert_eq!(parse_time_of_day(b"24:00:00", false), None);
+        assert_eq!(
+            parse_time_of_day(b"03:04:05 NZDT+3", true),
+            None,
+            "an offset of 16 hours or more"
+        );
+        assert_eq!(
+            parse_time_of_day(b"03:04:05 UTC+15:59", true),
+            Some((11_045_000_000, Some(15 * 3600 + 59 * 60)))
+        );
         let mut v = Vec::new();
         write_offset(&mut v, -(5 * 3600 + 30 * 60));
         assert_eq!(v, b"-05:30");

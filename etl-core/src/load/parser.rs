@@ -11,7 +11,9 @@
 //! - With `ESCAPE`, a backslash makes the next byte data (delimiter, quote, line feed, backslash, or any
 //!   other byte); a backslash at the very end of the input is dropped.
 //! - `REMOVEQUOTES`: a field that starts with `"` runs to the next `"` (delimiters inside are data, and
-//!   with ESCAPE `\"` is a quote); text after the closing quote up to the delimiter is kept as is.
+//!   with ESCAPE `\"` is a quote); text after the closing quote up to the delimiter is kept (with
+//!   ESCAPE, unescaped). Only `"` is a quote character (the page also mentions single quotation
+//!   marks; we leave those as data).
 //!   Records still end at a line feed: a quote left open at the end of the line is error 1214 (the
 //!   documentation: "an unmatched quotation mark ... fails to load that row").
 //! - `CSV [QUOTE 'q']`: RFC 4180 — a field starting with the quote runs to the closing quote, `qq` inside
