@@ -2,4 +2,5 @@
 
 mod cli_plan;
 mod cli_sql;
+mod demo_check;
 mod hostile;
