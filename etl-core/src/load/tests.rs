@@ -24,6 +24,8 @@ use crate::job::{Column, ColumnType, Format, FormatSpec};
 use crate::sql::Ident;
 
 type Row = Vec<Option<String>>;
+/// A rejected row as the tests compare it: line, column, code.
+type ErrorKey = (u64, Option<String>, u32);
 
 fn columns(spec: &[(&str, &str, bool)]) -> Vec<Column> {
     spec.iter()
@@ -253,11 +255,7 @@ fn run_files(
 }
 
 /// Parses one plain file with the text encoding: rows and `(line, column, code)` of the errors.
-fn parse(
-    cols: &[(&str, &str, bool)],
-    fmt: &Format,
-    input: &[u8],
-) -> (Vec<Row>, Vec<(u64, Option<String>, u32)>) {
+fn parse(cols: &[(&str, &str, bool)], fmt: &Format, input: &[u8]) -> (Vec<Row>, Vec<ErrorKey>) {
     let cols = columns(cols);
     let text = run_files(
         &cols,
