@@ -8,7 +8,9 @@ mod conn;
 mod errors;
 mod output;
 mod plan_cmd;
+mod run_cmd;
 mod sql_cmd;
+mod track_cmd;
 
 use std::process::ExitCode;
 
@@ -16,7 +18,7 @@ use clap::{Parser, Subcommand};
 
 /// Batch ETL into Amazon Redshift — or a throwaway PostgreSQL on this machine.
 #[derive(Debug, Parser)]
-#[command(name = "etl", version, about, propagate_version = true)]
+#[command(name = "etl", version, propagate_version = true)]
 struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -28,10 +30,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a job on one machine: a throwaway PostgreSQL (or --database-url), Redshift's semantics.
+    Run(run_cmd::RunArgs),
     /// Run SQL against a warehouse: -c (repeatable), -f FILE, or stdin.
     Sql(sql_cmd::SqlArgs),
     /// Print every statement a job would run, in order, without connecting to anything.
     Plan(plan_cmd::PlanArgs),
+    /// Show runs (or one run's steps) from the journal (etl_meta).
+    Status(track_cmd::StatusArgs),
+    /// Cancel the running statements of a run.
+    Cancel(track_cmd::CancelArgs),
+    /// Submit, poll, wait for or cancel one tracked statement (handles are JSON).
+    #[command(subcommand)]
+    Statement(track_cmd::StatementCommand),
 }
 
 /// What ended the command, mapped to the exit code.
@@ -93,8 +104,12 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => run_cmd::run(args).await,
             Command::Sql(args) => sql_cmd::run(args).await,
             Command::Plan(args) => plan_cmd::run(args),
+            Command::Status(args) => track_cmd::status(args).await,
+            Command::Cancel(args) => track_cmd::cancel(args).await,
+            Command::Statement(cmd) => track_cmd::statement(cmd).await,
         }
     });
     // Don't wait for connection tasks still winding down.

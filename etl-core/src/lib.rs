@@ -38,10 +38,13 @@
 pub mod cluster;
 pub mod error;
 pub mod job;
+pub mod journal;
 pub mod load;
+pub mod pipeline;
 pub mod plan;
 pub mod sql;
 pub mod storage;
+pub mod track;
 pub mod warehouse;
 
 pub use error::{Error, ErrorKind, Result};

@@ -104,7 +104,7 @@ pub fn build(job: &Job, dialect: Dialect, options: &PlanOptions) -> Result<Vec<S
     let mut issues = Vec::new();
     let mut steps = Vec::new();
 
-    let mut create = Vec::new();
+    let mut create = vec![stmt("BEGIN".into(), "create tables")];
     for schema in &job.schemas {
         create.push(Statement {
             sql: sql::create_schema(schema),
@@ -119,6 +119,7 @@ pub fn build(job: &Job, dialect: Dialect, options: &PlanOptions) -> Result<Vec<S
             copy_in: false,
         });
     }
+    create.push(stmt("COMMIT".into(), "create tables"));
     steps.push(Step {
         id: "create-tables".into(),
         kind: StepKind::CreateTables,

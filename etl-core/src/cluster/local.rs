@@ -331,6 +331,24 @@ pub struct Local {
     log_path: PathBuf,
 }
 
+impl KeptServer {
+    /// The command that stops the server (as the server's user when we are root).
+    pub fn stop_command(&self) -> String {
+        let data = self.dir.join("data");
+        let base = format!("{} -D {} stop", self.pg_ctl.display(), data.display());
+        if nix::unistd::geteuid().is_root() {
+            let owner = std::fs::metadata(&data)
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+                .and_then(|uid| nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten())
+                .map_or_else(|| "postgres".to_owned(), |u| u.name);
+            format!("runuser -u {owner} -- {base}")
+        } else {
+            base
+        }
+    }
+}
+
 /// What [`Local::keep`] leaves behind.
 #[derive(Debug, Clone)]
 pub struct KeptServer {

@@ -26,6 +26,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod client;
 pub mod datetime;
 mod parser;
 mod stream;

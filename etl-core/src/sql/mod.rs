@@ -8,14 +8,17 @@
 //! Each builder implements [`std::fmt::Display`] through [`Dialect`]-aware `render` methods; the
 //! text never ends with `;` (callers that print a script add it).
 
+mod classify;
 mod copy;
 mod ddl;
 mod ident;
+pub mod journal;
 mod split;
 mod status;
 mod unload;
 mod values;
 
+pub use classify::needs_own_transaction;
 pub use copy::{CopyFromS3, CopyFromStdin, CopySource, CopyTarget};
 pub use ddl::{
     create_schema, create_staging_like, create_table, dedup_staging, delete_all,
@@ -24,7 +27,8 @@ pub use ddl::{
 pub use ident::{Ident, POSTGRES_MAX_IDENT_BYTES, REDSHIFT_MAX_IDENT_BYTES, TableName};
 pub use split::{SplitStatement, split_statements};
 pub use status::{
-    MAX_LABEL, StatusQuery, cancel_statement, set_label, status_query, terminate_session,
+    MAX_LABEL, StatusQuery, cancel_labelled_postgres, cancel_statement, session_info, set_label,
+    status_query, terminate_session,
 };
 pub use unload::{CopyToStdout, Unload, unload_query};
 pub use values::{IamRole, S3Url};

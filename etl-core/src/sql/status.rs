@@ -49,6 +49,8 @@ pub fn status_query(dialect: Dialect) -> StatusQuery {
                  ORDER BY start_time DESC LIMIT 1",
             ),
         },
+        // `active`: running; `idle in transaction (aborted)`: failed, not rolled back yet; a session
+        // that is idle or gone has finished.
         Dialect::Postgres => StatusQuery {
             running: "SELECT state::text AS state, \
                       EXTRACT(EPOCH FROM (clock_timestamp() - query_start))::float8 AS seconds \
@@ -64,6 +66,19 @@ pub fn status_query(dialect: Dialect) -> StatusQuery {
 /// same).
 pub fn cancel_statement(pid: i32) -> String {
     format!("SELECT pg_cancel_backend({pid})")
+}
+
+/// Cancels the statement of session `$1` only if the session still carries label `$2` (PIDs are
+/// reused). PostgreSQL: one statement returning whether a signal was sent; Redshift checks with
+/// [`StatusQuery::running`] first, then uses [`cancel_statement`] or [`terminate_session`].
+pub fn cancel_labelled_postgres() -> &'static str {
+    "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE pid = $1 AND application_name = $2"
+}
+
+/// The session's PID and the server's clock (UTC, without time zone), read when a statement is
+/// submitted.
+pub fn session_info(dialect: Dialect) -> String {
+    format!("SELECT pg_backend_pid(), {}", super::journal::now(dialect))
 }
 
 /// Ends session `pid`, rolling back its transaction: the only cancel that works inside a Redshift

@@ -1,0 +1,394 @@
+//! The journal: one row per run and per step in the warehouse's `etl_meta` schema, so that the
+//! warehouse itself records what finished — even when the process that submitted a statement is
+//! gone — and a rerun of the same run id skips what already succeeded.
+//!
+//! Tables: `etl_meta.runs` (run_id, job, status, started_at, finished_at, error),
+//! `etl_meta.steps` (run_id, step_id, seq, status `pending`/`running`/`succeeded`/`failed`/`cancelled`,
+//! label, pid, started_at, finished_at, rows, rejected, sqlstate, error, attempts) and
+//! `etl_meta.load_errors` (like Redshift's STL_LOAD_ERRORS, per run and step). Timestamps are UTC.
+
+use std::collections::HashSet;
+
+use tokio_postgres::GenericClient;
+
+use crate::error::{Error, Result};
+use crate::load::LoadError;
+use crate::sql::{self, Dialect, journal as q};
+
+/// How a step or a run ended (or stands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Known, not started.
+    Pending,
+    /// Started and not known to have ended.
+    Running,
+    /// Finished successfully.
+    Succeeded,
+    /// Finished with an error.
+    Failed,
+    /// Cancelled (Ctrl-C, `etl cancel`, a timeout).
+    Cancelled,
+}
+
+impl Status {
+    /// The text stored in the journal.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses the stored text.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "pending" => Status::Pending,
+            "running" => Status::Running,
+            "succeeded" => Status::Succeeded,
+            "failed" => Status::Failed,
+            "cancelled" => Status::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Checks a run id: 1 to 80 characters of letters, digits, `-`, `_`, `.`, `:` (a Step Functions
+/// execution name fits).
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the rule.
+pub fn check_run_id(run_id: &str) -> Result<()> {
+    let ok = !run_id.is_empty()
+        && run_id.len() <= 80
+        && run_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "run id",
+            format!("{run_id:?} must be 1 to 80 letters, digits, '-', '_', '.' or ':'"),
+        ))
+    }
+}
+
+/// A new run id: `<job>-<UTC time>-<4 hex>`.
+pub fn new_run_id(job: &str) -> String {
+    let now = chrono::Utc::now();
+    let salt = (now.timestamp_subsec_nanos() ^ std::process::id()) & 0xffff;
+    let mut job: String = job.chars().take(48).collect();
+    if job.is_empty() {
+        job.push_str("run");
+    }
+    format!("{job}-{}-{salt:04x}", now.format("%Y%m%dT%H%M%SZ"))
+}
+
+/// The label a step's statements carry (`query_group` on Redshift, `application_name` on
+/// PostgreSQL): `etl-<hash of the run id>-<step number>`, at most 30 characters, which is all
+/// Redshift keeps.
+pub fn step_label(run_id: &str, seq: usize) -> String {
+    // FNV-1a: stable across versions and platforms.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in run_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("etl-{:08x}-{seq}", h as u32)
+}
+
+fn db(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+    move |e| Error::query(context, &e)
+}
+
+/// Creates the journal's schema and tables if needed (safe to run concurrently).
+///
+/// # Errors
+/// [`Error::Query`].
+pub async fn ensure<C: GenericClient>(client: &C) -> Result<()> {
+    for stmt in q::create_journal() {
+        // Two sessions creating the same table at once can collide on the catalog: once more.
+        if let Err(e) = client.batch_execute(stmt).await {
+            let code = e.code().map(|c| c.code().to_owned());
+            if matches!(code.as_deref(), Some("23505" | "42P07" | "42P06")) {
+                client
+                    .batch_execute(stmt)
+                    .await
+                    .map_err(db("create the journal (etl_meta)"))?;
+            } else {
+                return Err(Error::query("create the journal (etl_meta)", &e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a run's journal said when the run (re)started.
+#[derive(Debug, Clone, Default)]
+pub struct RunStart {
+    /// The run existed: this is a resume.
+    pub resumed: bool,
+    /// Steps already journaled as succeeded: a rerun skips them.
+    pub succeeded: HashSet<String>,
+}
+
+/// Starts run `run_id` of `job`, or resumes it when it exists; registers `steps` (`(id, seq)`).
+///
+/// # Errors
+/// [`Error::InvalidInput`] when the run id belongs to another job; [`Error::Query`].
+pub async fn begin_run<C: GenericClient>(
+    client: &C,
+    dialect: Dialect,
+    run_id: &str,
+    job: &str,
+    steps: &[(String, usize)],
+) -> Result<RunStart> {
+    check_run_id(run_id)?;
+    let existing = client
+        .query_opt(q::run_job(), &[&run_id])
+        .await
+        .map_err(db("read the journal"))?;
+    let mut start = RunStart::default();
+    match existing {
+        Some(row) => {
+            let other: String = row.get(0);
+            if other != job {
+                return Err(Error::invalid(
+                    "run id",
+                    format!("run {run_id:?} belongs to job {other:?}, not {job:?}: pick another run id"),
+                ));
+            }
+            client
+                .execute(q::restart_run(), &[&run_id])
+                .await
+                .map_err(db("resume the run in the journal"))?;
+            start.resumed = true;
+            for row in client
+                .query(q::step_statuses(), &[&run_id])
+                .await
+                .map_err(db("read the journal"))?
+            {
+                let (id, status): (String, String) = (row.get(0), row.get(1));
+                if status == Status::Succeeded.as_str() {
+                    start.succeeded.insert(id);
+                }
+            }
+        }
+        None => {
+            client
+                .execute(&q::insert_run(dialect), &[&run_id, &job])
+                .await
+                .map_err(db("start the run in the journal"))?;
+        }
+    }
+    let insert = q::insert_step();
+    for (id, seq) in steps {
+        let seq = i32::try_from(*seq).unwrap_or(i32::MAX);
+        client
+            .execute(insert, &[&run_id, id, &seq])
+            .await
+            .map_err(db("register the run's steps"))?;
+    }
+    Ok(start)
+}
+
+/// Marks a step running on this session (its PID) with `label`. Commits on its own when the client
+/// is not in a transaction, so that others can see it.
+///
+/// # Errors
+/// [`Error::Query`].
+pub async fn start_step<C: GenericClient>(
+    client: &C,
+    dialect: Dialect,
+    run_id: &str,
+    step_id: &str,
+    label: &str,
+) -> Result<()> {
+    client
+        .execute(&q::start_step(dialect), &[&run_id, &step_id, &label])
+        .await
+        .map_err(db("journal the step's start"))?;
+    Ok(())
+}
+
+/// Marks a step succeeded with its counts.
+///
+/// # Errors
+/// [`Error::Query`].
+pub async fn succeed_step<C: GenericClient>(
+    client: &C,
+    dialect: Dialect,
+    run_id: &str,
+    step_id: &str,
+    rows: Option<u64>,
+    rejected: Option<u64>,
+) -> Result<()> {
+    let rows = rows.map(|n| n as i64);
+    let rejected = rejected.map(|n| n as i64);
+    client
+        .execute(&q::succeed_step(dialect), &[&run_id, &step_id, &rows, &rejected])
+        .await
+        .map_err(db("journal the step's success"))?;
+    Ok(())
+}
+
+/// Marks a step failed or cancelled, with the error.
+///
+/// # Errors
+/// [`Error::Query`].
+pub async fn fail_step<C: GenericClient>(
+    client: &C,
+    dialect: Dialect,
+    run_id: &str,
+    step_id: &str,
+    status: Status,
+    error: &Error,
+    rejected: Option<u64>,
+) -> Result<()> {
+    let sqlstate = error.sqlstate().map(str::to_owned);
+    let message = error_text(error);
+    let rejected = rejected.map(|n| n as i64);
+    client
+        .execute(
+            &q::fail_step(dialect),
+            &[&run_id, &step_id, &status.as_str(), &sqlstate, &message, &rejected],
+        )
+        .await
+        .map_err(db("journal the step's failure"))?;
+    Ok(())
+}
+
+/// The error and its causes on one line, as stored in the journal.
+pub fn error_text(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Finishes a run.
+///
+/// # Errors
+/// [`Error::Query`].
+pub async fn finish_run<C: GenericClient>(
+    client: &C,
+    dialect: Dialect,
+    run_id: &str,
+    status: Status,
+    error: Option<&Error>,
+) -> Result<()> {
+    let message = error.map(error_text);
+    client
+        .execute(&q::finish_run(dialect), &[&run_id, &status.as_str(), &message])
+        .await
+        .map_err(db("journal the run's end"))?;
+    Ok(())
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary (VARCHAR lengths are bytes on Redshift).
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Stores load errors in `etl_meta.load_errors`, in batches.
+///
+/// # Errors
+/// [`Error::Query`].
+pub async fn insert_load_errors<C: GenericClient>(
+    client: &C,
+    dialect: Dialect,
+    run_id: &str,
+    step_id: &str,
+    table: &str,
+    errors: &[LoadError],
+) -> Result<()> {
+    const BATCH: usize = 500;
+    for chunk in errors.chunks(BATCH) {
+        let stmt = sql::journal::insert_load_errors(dialect, chunk.len());
+        let owned: Vec<(i64, Option<String>, i32, i32, String, String, String, String)> = chunk
+            .iter()
+            .map(|e| {
+                (
+                    e.line as i64,
+                    e.column.as_deref().map(|c| cut(c, 300).to_owned()),
+                    i32::try_from(e.position).unwrap_or(i32::MAX),
+                    i32::try_from(e.code).unwrap_or(i32::MAX),
+                    cut(&e.reason, 1024).to_owned(),
+                    cut(&e.raw_line, 4096).to_owned(),
+                    cut(&e.raw_field, 4096).to_owned(),
+                    cut(&e.file, 2048).to_owned(),
+                )
+            })
+            .collect();
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+        for (line, col, pos, code, reason, raw_line, raw_field, file) in &owned {
+            params.extend([
+                &run_id as &(dyn tokio_postgres::types::ToSql + Sync),
+                &step_id,
+                &table,
+                file,
+                line,
+                col,
+                pos,
+                code,
+                reason,
+                raw_line,
+                raw_field,
+            ]);
+        }
+        client
+            .execute(&stmt, &params)
+            .await
+            .map_err(db("store the load errors in etl_meta.load_errors"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_fit_redshift() {
+        let l = step_label("a-very-long-run-id-from-step-functions-0123456789abcdef", 123_456);
+        assert!(l.len() <= sql::MAX_LABEL, "{l}");
+        assert_eq!(step_label("x", 1), step_label("x", 1));
+        assert_ne!(step_label("x", 1), step_label("y", 1));
+    }
+
+    #[test]
+    fn run_ids() {
+        assert!(check_run_id("recommendations-20260101T000000Z-00ff").is_ok());
+        assert!(check_run_id(&new_run_id("recommendations")).is_ok());
+        assert!(check_run_id("a'b").is_err());
+        assert!(check_run_id("").is_err());
+        assert!(check_run_id(&"x".repeat(81)).is_err());
+    }
+
+    #[test]
+    fn cuts_on_char_boundaries() {
+        assert_eq!(cut("ééé", 3), "é");
+        assert_eq!(cut("abc", 5), "abc");
+    }
+}

@@ -1,0 +1,410 @@
+//! The client-side load: a table's files (local or S3) → decompression and Redshift's COPY rules
+//! ([`parse_file`]) → `COPY ... FROM STDIN` on the caller's session.
+//!
+//! Parsing runs on blocking threads and hands batches over a bounded channel to the async side,
+//! which writes them to the COPY stream: memory stays bounded by a few batches whatever the file
+//! size. Rows past MAXERROR stop the load: the COPY is aborted (the caller rolls its transaction
+//! back) and [`Error::LoadRejected`] says why, with the first errors.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{SinkExt as _, StreamExt as _};
+use object_store::{ObjectStore, ObjectStoreExt as _};
+use object_store::path::Path as ObjectPath;
+
+use super::{Batch, CopyEncoding, LoadError, RowParser, binary_copy_header, binary_copy_trailer, parse_file};
+use crate::error::{Error, Result};
+use crate::job::{Files, Job, Location, Table, local_files};
+use crate::storage::Store;
+
+/// Load errors kept in memory (and stored in the journal) per table; more are counted only.
+pub const MAX_KEPT_ERRORS: usize = 10_000;
+
+/// One input file of a table.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// How errors and progress name it: the S3 URL or the local path.
+    pub name: String,
+    /// Its size in bytes (compressed).
+    pub size: u64,
+    place: Place,
+}
+
+#[derive(Clone)]
+enum Place {
+    Local(PathBuf),
+    Object(Arc<dyn ObjectStore>, ObjectPath),
+}
+
+impl std::fmt::Debug for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Place::Local(p) => write!(f, "Local({})", p.display()),
+            Place::Object(_, p) => write!(f, "Object({p})"),
+        }
+    }
+}
+
+/// Finds a table's files before anything runs: every listed file must exist, a prefix must match
+/// at least one object.
+///
+/// # Errors
+/// [`Error::InvalidJob`] naming the table's JSON path when files are missing; [`Error::Storage`]
+/// when S3 cannot be listed.
+pub async fn resolve_files(job: &Job, table: &Table) -> Result<Vec<SourceFile>> {
+    let missing = |message: String| Error::InvalidJob {
+        file: job.origin.clone().into(),
+        issues: vec![crate::error::ManifestIssue {
+            path: format!("{}.files", table.json_path),
+            message,
+        }],
+    };
+    match &job.input {
+        Location::Local(dir) => {
+            let paths = local_files(dir, &table.files).map_err(missing)?;
+            if paths.is_empty() {
+                return Err(missing(format!("no file in {} matches this prefix", dir.display())));
+            }
+            paths
+                .into_iter()
+                .map(|p| {
+                    let size = std::fs::metadata(&p)
+                        .map_err(|e| Error::io("cannot read", p.display(), e))?
+                        .len();
+                    Ok(SourceFile {
+                        name: p.display().to_string(),
+                        size,
+                        place: Place::Local(p),
+                    })
+                })
+                .collect()
+        }
+        Location::S3(_) => {
+            let store = Store::open(&job.input)?;
+            let objects = match &table.files {
+                Files::Prefix(prefix) => {
+                    let found = store.list_prefix(prefix).await?;
+                    if found.is_empty() {
+                        let (_, display) = store.child(prefix);
+                        return Err(missing(format!("no object matches the prefix {display}")));
+                    }
+                    found
+                }
+                Files::List(names) => {
+                    let mut found = Vec::new();
+                    for n in names {
+                        let (path, display) = store.child(n);
+                        match store.store.head(&path).await {
+                            Ok(meta) => found.push((path, meta.size)),
+                            Err(object_store::Error::NotFound { .. }) => {
+                                return Err(missing(format!("{display} does not exist")));
+                            }
+                            Err(e) => {
+                                return Err(Error::Storage {
+                                    action: "cannot read",
+                                    location: display,
+                                    source: e,
+                                });
+                            }
+                        }
+                    }
+                    found
+                }
+            };
+            let bucket = match &job.input {
+                Location::S3(u) => u.bucket().to_owned(),
+                Location::Local(_) => unreachable!("matched above"),
+            };
+            Ok(objects
+                .into_iter()
+                .map(|(path, size)| SourceFile {
+                    name: format!("s3://{bucket}/{path}"),
+                    size,
+                    place: Place::Object(Arc::clone(&store.store), path),
+                })
+                .collect())
+        }
+    }
+}
+
+/// Progress of one table load, reported after every batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Rows sent so far.
+    pub rows: u64,
+    /// Rows rejected so far.
+    pub rejected: u64,
+    /// Compressed input bytes read so far (whole files, as they finish).
+    pub bytes: u64,
+}
+
+/// What a table load did.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    /// Rows loaded (as counted by the server).
+    pub rows: u64,
+    /// Rows rejected.
+    pub rejected: u64,
+    /// The first [`MAX_KEPT_ERRORS`] rejected rows.
+    pub errors: Vec<LoadError>,
+    /// Files read.
+    pub files: usize,
+    /// Compressed bytes read.
+    pub bytes_in: u64,
+    /// Decompressed bytes parsed.
+    pub bytes_out: u64,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Settings of a client-side load.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadSettings {
+    /// Worker threads per file for conversion (0: parse on the reading thread only).
+    pub workers: usize,
+    /// The COPY encoding; must match the `COPY ... FROM STDIN` statement.
+    pub encoding: CopyEncoding,
+}
+
+impl Default for LoadSettings {
+    fn default() -> Self {
+        LoadSettings {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            encoding: CopyEncoding::Binary,
+        }
+    }
+}
+
+/// Reads an object store stream on the async side and hands its chunks to a blocking reader.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            // Called on the parser's blocking thread, never on the runtime.
+            match self.rx.blocking_recv() {
+                Some(Ok(b)) => self.current = b,
+                Some(Err(e)) => return Err(e),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        let _ = self.current.split_to(n);
+        Ok(n)
+    }
+}
+
+fn open(file: &SourceFile) -> Result<Box<dyn Read + Send>> {
+    match &file.place {
+        Place::Local(p) => {
+            let f = std::fs::File::open(p).map_err(|e| Error::io("cannot open", p.display(), e))?;
+            Ok(Box::new(std::io::BufReader::with_capacity(256 * 1024, f)))
+        }
+        Place::Object(store, path) => {
+            let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(8);
+            let store = Arc::clone(store);
+            let path = path.clone();
+            tokio::spawn(async move {
+                let stream = match store.get(&path).await {
+                    Ok(r) => r.into_stream(),
+                    Err(e) => {
+                        let _ = tx.send(Err(std::io::Error::other(e))).await;
+                        return;
+                    }
+                };
+                futures::pin_mut!(stream);
+                while let Some(chunk) = stream.next().await {
+                    let item = chunk.map_err(std::io::Error::other);
+                    let failed = item.is_err();
+                    if tx.send(item).await.is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            Ok(Box::new(ChannelReader {
+                rx,
+                current: Bytes::new(),
+            }))
+        }
+    }
+}
+
+enum Message {
+    Batch(Batch),
+    FileDone(super::FileStats),
+}
+
+/// Streams `files` through `parser` into `copy_sql` (a `COPY ... FROM STDIN` in the parser's
+/// encoding) on `client`, which should be inside the caller's transaction.
+///
+/// `max_error` is the table's MAXERROR: one rejected row more aborts the COPY and returns
+/// [`Error::LoadRejected`] (the caller rolls back and may store `errors` from
+/// [`LoadRejection`]). `progress` is called after each batch.
+///
+/// # Errors
+/// [`Error::LoadRejected`], [`Error::Query`] (the server refused a row or the statement),
+/// [`Error::Io`] / [`Error::Storage`] reading a file.
+pub async fn copy_files(
+    client: &tokio_postgres::Client,
+    copy_sql: &str,
+    table: &Table,
+    files: &[SourceFile],
+    parser: Arc<RowParser>,
+    settings: LoadSettings,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> std::result::Result<LoadReport, LoadFailure> {
+    let start = Instant::now();
+    let context = format!("load {}", table.name);
+    let max_error = table.format.max_error;
+    let mut report = LoadReport {
+        files: files.len(),
+        ..LoadReport::default()
+    };
+    let sink = client
+        .copy_in::<_, Bytes>(copy_sql)
+        .await
+        .map_err(|e| LoadFailure::new(Error::query(&context, &e), &report))?;
+    futures::pin_mut!(sink);
+    let binary = settings.encoding == CopyEncoding::Binary;
+    if binary {
+        sink.send(Bytes::from_static(binary_copy_header()))
+            .await
+            .map_err(|e| LoadFailure::new(Error::query(&context, &e), &report))?;
+    }
+    let mut sent_rows = 0u64;
+    for file in files {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(4);
+        let reader = open(file).map_err(|e| LoadFailure::new(e, &report))?;
+        let parser = Arc::clone(&parser);
+        let name = file.name.clone();
+        let workers = settings.workers;
+        let parse = tokio::task::spawn_blocking(move || {
+            let tx2 = tx.clone();
+            let stats = parse_file(reader, &name, &parser, workers, &mut |batch| {
+                tx2.blocking_send(Message::Batch(batch)).map_err(|_| Error::Cancelled {
+                    context: format!("parsing {name}"),
+                })
+            })?;
+            let _ = tx.blocking_send(Message::FileDone(stats));
+            Ok::<_, Error>(stats)
+        });
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                Message::Batch(batch) => {
+                    report.rejected += batch.errors.len() as u64;
+                    let room = MAX_KEPT_ERRORS.saturating_sub(report.errors.len());
+                    report.errors.extend(batch.errors.into_iter().take(room));
+                    if report.rejected > max_error {
+                        // Dropping the receiver stops the parser; dropping the sink aborts the COPY.
+                        drop(rx);
+                        let _ = parse.await;
+                        let err = rejection(table, &report);
+                        return Err(LoadFailure::new(err, &report));
+                    }
+                    if !batch.data.is_empty() {
+                        sent_rows += batch.rows;
+                        sink.send(Bytes::from(batch.data))
+                            .await
+                            .map_err(|e| LoadFailure::new(Error::query(&context, &e), &report))?;
+                    }
+                    report.rows = sent_rows;
+                    progress(Progress {
+                        rows: sent_rows,
+                        rejected: report.rejected,
+                        bytes: report.bytes_in,
+                    });
+                }
+                Message::FileDone(stats) => {
+                    report.bytes_in += stats.bytes_in;
+                    report.bytes_out += stats.bytes_out;
+                }
+            }
+        }
+        match parse.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(LoadFailure::new(e, &report)),
+            Err(join) => {
+                return Err(LoadFailure::new(
+                    Error::Internal(format!("the parser of {} panicked: {join}", file.name)),
+                    &report,
+                ));
+            }
+        }
+        progress(Progress {
+            rows: sent_rows,
+            rejected: report.rejected,
+            bytes: report.bytes_in,
+        });
+    }
+    if binary {
+        sink.send(Bytes::from_static(binary_copy_trailer()))
+            .await
+            .map_err(|e| LoadFailure::new(Error::query(&context, &e), &report))?;
+    }
+    let rows = sink
+        .finish()
+        .await
+        .map_err(|e| LoadFailure::new(Error::query(&context, &e), &report))?;
+    if rows != sent_rows {
+        return Err(LoadFailure::new(
+            Error::Internal(format!(
+                "{context}: sent {sent_rows} rows but the server loaded {rows}"
+            )),
+            &report,
+        ));
+    }
+    report.rows = rows;
+    report.seconds = start.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// A failed load: the error, and what was read before it (the rejected rows to journal).
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// Why it failed.
+    pub error: Error,
+    /// Rows rejected before the failure.
+    pub rejected: u64,
+    /// The first rejected rows.
+    pub errors: Vec<LoadError>,
+}
+
+impl LoadFailure {
+    fn new(error: Error, report: &LoadReport) -> Self {
+        LoadFailure {
+            error,
+            rejected: report.rejected,
+            errors: report.errors.clone(),
+        }
+    }
+}
+
+/// Formats a load error like a row of STL_LOAD_ERRORS.
+pub fn describe(e: &LoadError) -> String {
+    let column = e
+        .column
+        .as_deref()
+        .map(|c| format!(", column {c}"))
+        .unwrap_or_default();
+    format!(
+        "{} line {}{column}: {} (code {}) — raw line: {:?}",
+        e.file, e.line, e.reason, e.code, e.raw_line
+    )
+}
+
+fn rejection(table: &Table, report: &LoadReport) -> Error {
+    Error::LoadRejected {
+        table: table.name.to_string(),
+        rejected: report.rejected,
+        max_errors: table.format.max_error,
+        first: report.errors.first().map(describe).unwrap_or_default(),
+    }
+}

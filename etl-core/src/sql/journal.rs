@@ -1,0 +1,267 @@
+//! The journal's tables (`etl_meta`) and statements. Both dialects: Redshift has no `ON CONFLICT`,
+//! no `clock_timestamp()`, and counts VARCHAR lengths in bytes, so the statements stay plain.
+
+use super::{Dialect, push_literal};
+
+/// The journal's schema.
+pub const SCHEMA: &str = "etl_meta";
+
+/// Statements that create the journal, idempotently. Primary keys are informational on Redshift:
+/// the journal's writers keep them unique themselves.
+pub fn create_journal() -> [&'static str; 4] {
+    [
+        "CREATE SCHEMA IF NOT EXISTS etl_meta",
+        "CREATE TABLE IF NOT EXISTS etl_meta.runs (\n  \
+         run_id VARCHAR(128) NOT NULL,\n  \
+         job VARCHAR(64) NOT NULL,\n  \
+         status VARCHAR(16) NOT NULL,\n  \
+         started_at TIMESTAMP NOT NULL,\n  \
+         finished_at TIMESTAMP,\n  \
+         error VARCHAR(65535),\n  \
+         PRIMARY KEY (run_id)\n)",
+        "CREATE TABLE IF NOT EXISTS etl_meta.steps (\n  \
+         run_id VARCHAR(128) NOT NULL,\n  \
+         step_id VARCHAR(512) NOT NULL,\n  \
+         seq INTEGER NOT NULL,\n  \
+         status VARCHAR(16) NOT NULL,\n  \
+         label VARCHAR(64),\n  \
+         pid INTEGER,\n  \
+         started_at TIMESTAMP,\n  \
+         finished_at TIMESTAMP,\n  \
+         rows BIGINT,\n  \
+         rejected BIGINT,\n  \
+         sqlstate VARCHAR(5),\n  \
+         error VARCHAR(65535),\n  \
+         attempts INTEGER NOT NULL,\n  \
+         PRIMARY KEY (run_id, step_id)\n)",
+        "CREATE TABLE IF NOT EXISTS etl_meta.load_errors (\n  \
+         run_id VARCHAR(128) NOT NULL,\n  \
+         step_id VARCHAR(512) NOT NULL,\n  \
+         table_name VARCHAR(300) NOT NULL,\n  \
+         filename VARCHAR(2048),\n  \
+         line_number BIGINT,\n  \
+         colname VARCHAR(300),\n  \
+         position INTEGER,\n  \
+         err_code INTEGER,\n  \
+         err_reason VARCHAR(1024),\n  \
+         raw_line VARCHAR(4096),\n  \
+         raw_field_value VARCHAR(4096),\n  \
+         logged_at TIMESTAMP NOT NULL\n)",
+    ]
+}
+
+/// The server's clock, now (not the transaction's start): `clock_timestamp()` on PostgreSQL,
+/// `GETDATE()` (the statement's start) on Redshift. UTC on both, as timestamps without time zone.
+pub fn now(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Redshift => "GETDATE()",
+        Dialect::Postgres => "(clock_timestamp() AT TIME ZONE 'UTC')",
+    }
+}
+
+/// Starts or restarts a run. `$1` run_id, `$2` job.
+pub fn insert_run(dialect: Dialect) -> String {
+    format!(
+        "INSERT INTO etl_meta.runs (run_id, job, status, started_at) VALUES ($1, $2, 'running', {})",
+        now(dialect)
+    )
+}
+
+/// Marks an existing run running again (resume). `$1` run_id. Returns the number of rows touched.
+pub fn restart_run() -> &'static str {
+    "UPDATE etl_meta.runs SET status = 'running', finished_at = NULL, error = NULL WHERE run_id = $1"
+}
+
+/// Finishes a run. `$1` run_id, `$2` status, `$3` error (nullable).
+pub fn finish_run(dialect: Dialect) -> String {
+    format!(
+        "UPDATE etl_meta.runs SET status = $2, error = $3, finished_at = {} WHERE run_id = $1",
+        now(dialect)
+    )
+}
+
+/// The job a run belongs to. `$1` run_id.
+pub fn run_job() -> &'static str {
+    "SELECT job, status FROM etl_meta.runs WHERE run_id = $1"
+}
+
+/// Registers a step as pending if it is not known yet. `$1` run_id, `$2` step_id, `$3` seq.
+pub fn insert_step() -> &'static str {
+    "INSERT INTO etl_meta.steps (run_id, step_id, seq, status, attempts) \
+     SELECT CAST($1 AS VARCHAR), CAST($2 AS VARCHAR), CAST($3 AS INTEGER), 'pending', 0 \
+     WHERE NOT EXISTS (SELECT 1 FROM etl_meta.steps \
+     WHERE run_id = CAST($1 AS VARCHAR) AND step_id = CAST($2 AS VARCHAR))"
+}
+
+/// Every step of a run with its status: `(step_id, status)`. `$1` run_id.
+pub fn step_statuses() -> &'static str {
+    "SELECT step_id, status FROM etl_meta.steps WHERE run_id = $1"
+}
+
+/// Marks a step running, with the session's PID and label. `$1` run_id, `$2` step_id, `$3` label.
+pub fn start_step(dialect: Dialect) -> String {
+    format!(
+        "UPDATE etl_meta.steps SET status = 'running', pid = pg_backend_pid(), label = $3, \
+         started_at = {}, finished_at = NULL, error = NULL, sqlstate = NULL, rows = NULL, \
+         rejected = NULL, attempts = attempts + 1 WHERE run_id = $1 AND step_id = $2",
+        now(dialect)
+    )
+}
+
+/// Marks a step succeeded: written as text (no parameters) so it can travel in the same
+/// simple-protocol request as the statement it records, and commit with it.
+pub fn succeed_step_inline(dialect: Dialect, run_id: &str, step_id: &str) -> String {
+    let mut out = format!(
+        "UPDATE etl_meta.steps SET status = 'succeeded', finished_at = {} WHERE run_id = ",
+        now(dialect)
+    );
+    push_literal(&mut out, dialect, run_id);
+    out.push_str(" AND step_id = ");
+    push_literal(&mut out, dialect, step_id);
+    out
+}
+
+/// The request that runs a statement for step `step_id` of `run_id`: where a transaction block is
+/// allowed, `BEGIN; <statement>; <journal success>; COMMIT` in one simple-protocol request, so the
+/// statement and its journal row commit together even if the client is gone by then; otherwise
+/// the statement alone (see [`super::needs_own_transaction`]). Returns the request and whether the
+/// journal update is in it.
+pub fn tracked_request(dialect: Dialect, statement: &str, run_id: &str, step_id: &str) -> (String, bool) {
+    if super::needs_own_transaction(statement) {
+        (statement.to_owned(), false)
+    } else {
+        // The newline keeps a trailing `-- comment` from swallowing the `;`.
+        (
+            format!(
+                "BEGIN;\n{statement}\n;\n{};\nCOMMIT",
+                succeed_step_inline(dialect, run_id, step_id)
+            ),
+            true,
+        )
+    }
+}
+
+/// Marks a step succeeded with its row counts. `$1` run_id, `$2` step_id, `$3` rows, `$4` rejected.
+pub fn succeed_step(dialect: Dialect) -> String {
+    format!(
+        "UPDATE etl_meta.steps SET status = 'succeeded', rows = $3, rejected = $4, \
+         finished_at = COALESCE(finished_at, {}) WHERE run_id = $1 AND step_id = $2",
+        now(dialect)
+    )
+}
+
+/// Marks a step failed (or cancelled). `$1` run_id, `$2` step_id, `$3` status, `$4` sqlstate,
+/// `$5` error, `$6` rejected.
+pub fn fail_step(dialect: Dialect) -> String {
+    format!(
+        "UPDATE etl_meta.steps SET status = $3, sqlstate = $4, error = $5, rejected = $6, \
+         finished_at = {} WHERE run_id = $1 AND step_id = $2",
+        now(dialect)
+    )
+}
+
+/// One step's journal row. `$1` run_id, `$2` step_id. Columns: status, pid, label, started_at,
+/// finished_at, rows, sqlstate, error.
+pub fn step_row() -> &'static str {
+    "SELECT status, pid, label, started_at, finished_at, rows, sqlstate, error \
+     FROM etl_meta.steps WHERE run_id = $1 AND step_id = $2"
+}
+
+/// Runs, newest first. `$1` limit.
+pub fn list_runs() -> &'static str {
+    "SELECT run_id, job, status, started_at, finished_at, error FROM etl_meta.runs \
+     ORDER BY started_at DESC LIMIT $1"
+}
+
+/// A run's steps in plan order. `$1` run_id.
+pub fn list_steps() -> &'static str {
+    "SELECT step_id, status, pid, label, started_at, finished_at, rows, rejected, sqlstate, error, attempts \
+     FROM etl_meta.steps WHERE run_id = $1 ORDER BY seq"
+}
+
+/// Steps of a run that are running: `(step_id, pid, label)`. `$1` run_id.
+pub fn running_steps() -> &'static str {
+    "SELECT step_id, pid, label FROM etl_meta.steps WHERE run_id = $1 AND status = 'running'"
+}
+
+/// The columns of `etl_meta.load_errors` filled by [`insert_load_errors`], in order.
+pub const LOAD_ERROR_COLUMNS: usize = 11;
+
+/// `INSERT INTO etl_meta.load_errors (...) VALUES (...), ...` for `rows` rows of
+/// [`LOAD_ERROR_COLUMNS`] parameters each (`$1`..), with the logged time from the server.
+pub fn insert_load_errors(dialect: Dialect, rows: usize) -> String {
+    let mut out = String::from(
+        "INSERT INTO etl_meta.load_errors (run_id, step_id, table_name, filename, line_number, \
+         colname, position, err_code, err_reason, raw_line, raw_field_value, logged_at) VALUES ",
+    );
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        out.push('(');
+        for c in 0..LOAD_ERROR_COLUMNS {
+            out.push_str(&format!("${}, ", r * LOAD_ERROR_COLUMNS + c + 1));
+        }
+        out.push_str(now(dialect));
+        out.push(')');
+    }
+    out
+}
+
+/// A step's load errors, first lines first. `$1` run_id, `$2` step_id, `$3` limit.
+pub fn list_load_errors() -> &'static str {
+    "SELECT filename, line_number, colname, position, err_code, err_reason, raw_line, raw_field_value \
+     FROM etl_meta.load_errors WHERE run_id = $1 AND step_id = $2 \
+     ORDER BY filename, line_number LIMIT $3"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::{PostgreSqlDialect, RedshiftSqlDialect};
+    use sqlparser::parser::Parser;
+
+    #[test]
+    fn journal_statements_parse_in_both_dialects() {
+        let mut all: Vec<String> = create_journal().iter().map(|s| s.to_string()).collect();
+        for d in [Dialect::Redshift, Dialect::Postgres] {
+            all.extend([
+                insert_run(d),
+                finish_run(d),
+                start_step(d),
+                succeed_step(d),
+                fail_step(d),
+                succeed_step_inline(d, "run-1", "transform:0:1"),
+                insert_load_errors(d, 2),
+            ]);
+        }
+        all.extend(
+            [
+                restart_run(),
+                run_job(),
+                insert_step(),
+                step_statuses(),
+                step_row(),
+                list_runs(),
+                list_steps(),
+                running_steps(),
+                list_load_errors(),
+            ]
+            .map(str::to_owned),
+        );
+        for s in &all {
+            Parser::parse_sql(&PostgreSqlDialect {}, s).unwrap_or_else(|e| panic!("{e}: {s}"));
+            Parser::parse_sql(&RedshiftSqlDialect {}, s).unwrap_or_else(|e| panic!("{e}: {s}"));
+        }
+    }
+
+    #[test]
+    fn inline_completion_quotes_its_values() {
+        assert_eq!(
+            succeed_step_inline(Dialect::Redshift, "r'1", "t\\x"),
+            "UPDATE etl_meta.steps SET status = 'succeeded', finished_at = GETDATE() \
+             WHERE run_id = 'r''1' AND step_id = 't\\\\x'"
+        );
+        assert!(insert_load_errors(Dialect::Postgres, 2).contains("($12, $13,"));
+    }
+}
