@@ -9,6 +9,7 @@
 //! text never ends with `;` (callers that print a script add it).
 
 mod classify;
+pub mod compat;
 mod copy;
 mod ddl;
 mod ident;

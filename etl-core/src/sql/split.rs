@@ -93,12 +93,12 @@ fn make(script: &str, start: usize, end: usize) -> SplitStatement {
     }
 }
 
-fn ident_char_before(bytes: &[u8], i: usize) -> bool {
+pub(crate) fn ident_char_before(bytes: &[u8], i: usize) -> bool {
     i > 0 && (bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_' || bytes[i - 1] >= 0x80)
 }
 
 /// Returns the index just past the closing quote.
-fn skip_quoted(bytes: &[u8], open: usize, quote: u8, backslash: bool) -> usize {
+pub(crate) fn skip_quoted(bytes: &[u8], open: usize, quote: u8, backslash: bool) -> usize {
     let mut i = open + 1;
     while i < bytes.len() {
         match bytes[i] {
@@ -116,7 +116,7 @@ fn skip_quoted(bytes: &[u8], open: usize, quote: u8, backslash: bool) -> usize {
     bytes.len()
 }
 
-fn skip_block_comment(bytes: &[u8], open: usize) -> usize {
+pub(crate) fn skip_block_comment(bytes: &[u8], open: usize) -> usize {
     let mut depth = 0;
     let mut i = open;
     while i + 1 < bytes.len() {
@@ -137,7 +137,7 @@ fn skip_block_comment(bytes: &[u8], open: usize) -> usize {
 }
 
 /// If a dollar-quote tag (`$$` or `$name$`) starts at `i`, returns the index of its closing `$`.
-fn dollar_tag_end(bytes: &[u8], i: usize) -> Option<usize> {
+pub(crate) fn dollar_tag_end(bytes: &[u8], i: usize) -> Option<usize> {
     let mut j = i + 1;
     while j < bytes.len() {
         match bytes[j] {
@@ -151,7 +151,7 @@ fn dollar_tag_end(bytes: &[u8], i: usize) -> Option<usize> {
     None
 }
 
-fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(haystack: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(&haystack[from..], needle).map(|p| p + from)
 }
 
