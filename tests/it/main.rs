@@ -3,6 +3,7 @@
 mod cli_plan;
 mod copy_conformance;
 mod cli_sql;
+mod compat;
 mod demo_check;
 mod hostile;
 mod track;
