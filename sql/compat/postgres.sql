@@ -472,6 +472,32 @@ SELECT CASE public.etl_compat_part('date_part', datepart)
 END
 $fn$;
 
+-- A string is read as a TIMESTAMP (an untyped literal would otherwise match no overload).
+CREATE OR REPLACE FUNCTION public.pgdate_part(datepart text, ts text)
+RETURNS double precision
+LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
+SELECT public.pgdate_part(datepart, ts::timestamp)
+$fn$;
+
+-- TIME, TIMETZ and INTERVAL values: PostgreSQL's date_part, with Redshift's spellings.
+CREATE OR REPLACE FUNCTION public.pgdate_part(datepart text, t time)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT date_part(public.etl_compat_part('date_part', datepart), t)
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.pgdate_part(datepart text, t timetz)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT date_part(public.etl_compat_part('date_part', datepart), t)
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.pgdate_part(datepart text, i interval)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT date_part(public.etl_compat_part('date_part', datepart), i)
+$fn$;
+
 -- DATE_TRUNC('datepart', date): Redshift converts the date to a TIMESTAMP and returns a TIMESTAMP;
 -- PostgreSQL 15 would pick its TIMESTAMPTZ version for a DATE argument and return a TIMESTAMPTZ.
 -- This overload is an exact match for DATE, so date_trunc('month', a_date) stays a TIMESTAMP.

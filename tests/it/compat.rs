@@ -383,6 +383,10 @@ async fn other_functions_follow_redshift() {
             ("select date_part(decade, timestamp '2000-02-16 20:38:40')", "201"),
             ("select date_part(mil, timestamp '2000-12-16 12:21:13')", "2"),
             ("select date_part('dw', date '2022-05-02')", "1"),
+            ("select date_part(hour, time '10:20:30')", "10"),
+            ("select date_part(minute, timetz '10:20:30+02')", "20"),
+            ("select date_part('hour', interval '1 day 3 hours')", "3"),
+            ("select date_part(hour, '2024-01-01 05:00')", "5"),
             ("select pg_typeof(date_part(year, date '2022-05-02'))", "double precision"),
             ("select extract(dw from date '2022-05-02')", "1"),
             // r_MEDIAN: PERCENTILE_CONT(0.5); NULLs ignored.
