@@ -256,11 +256,11 @@ enum Kind {
     Word,
     /// A `'...'` string literal.
     Str,
-    /// Anything else that is not white space or a comment: a quoted identifier, a dollar-quoted
-    /// string, a number, an operator, punctuation (`Punct` holds the byte for `(`, `)`, `,`, `.`,
-    /// `[`, `]`).
-    Other,
+    /// One of `(`, `)`, `,`, `.`, `[`, `]`.
     Punct(u8),
+    /// Anything else that is not white space or a comment: a quoted identifier, a dollar-quoted
+    /// string, a number, an operator.
+    Other,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -299,10 +299,14 @@ fn lex(sql: &str) -> Vec<Token> {
                 i = skip_quoted(bytes, i, b'"', false);
                 Kind::Other
             }
-            b'$' if !ident_char_before(bytes, i) && dollar_tag_end(bytes, i).is_some() => {
-                let tag_end = dollar_tag_end(bytes, i).unwrap_or(i);
-                let tag = &bytes[i..=tag_end];
-                i = find(bytes, tag_end + 1, tag).map_or(bytes.len(), |p| p + tag.len());
+            b'$' if !ident_char_before(bytes, i) => {
+                match dollar_tag_end(bytes, i) {
+                    Some(tag_end) => {
+                        let tag = &bytes[i..=tag_end];
+                        i = find(bytes, tag_end + 1, tag).map_or(bytes.len(), |p| p + tag.len());
+                    }
+                    None => i += 1, // `$1`, a parameter
+                }
                 Kind::Other
             }
             b if b.is_ascii_alphabetic() || b == b'_' || b >= 0x80 => {
@@ -367,6 +371,9 @@ fn rewrite_at(sql: &str, tokens: &[Token], i: usize, edits: &mut Vec<Edit>) -> u
         return i + 1;
     }
     let word = &sql[tok.start..tok.end];
+    if word.len() > "percentile_disc".len() {
+        return i + 1; // longer than every word a rule starts with
+    }
     let next = tokens.get(i + 1);
     let call = is_punct(next, b'(');
     let lower = word.to_ascii_lowercase();
