@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 
 pub use etl_core::cluster::Local;
 
+pub mod moto;
+
 /// The workspace root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
