@@ -45,6 +45,7 @@ pub mod plan;
 pub mod sql;
 pub mod storage;
 pub mod track;
+pub mod unload;
 pub mod warehouse;
 
 pub use error::{Error, ErrorKind, Result};

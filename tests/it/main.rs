@@ -7,3 +7,4 @@ mod compat;
 mod demo_check;
 mod hostile;
 mod track;
+mod unload;

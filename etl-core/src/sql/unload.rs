@@ -138,3 +138,45 @@ impl std::fmt::Display for CopyToStdout<'_> {
         f.write_str(&out)
     }
 }
+
+impl<'a> CopyToStdout<'a> {
+    /// The COPY the local unload runs: PostgreSQL's text format, whose escapes the client undoes
+    /// before it writes each value by Redshift's text or CSV rules (PostgreSQL's own CSV quotes an
+    /// empty string and a value equal to the NULL string, which Redshift's CSV does not).
+    pub fn local_unload(query: &'a str) -> Self {
+        CopyToStdout { query, csv: None }
+    }
+
+    /// Run on the session before the COPY: `REAL` and `DOUBLE PRECISION` values then print with 6
+    /// and 15 significant digits, as Redshift prints them, instead of PostgreSQL 12's shortest
+    /// exact form (`0.30000000000000004` for `0.1::float8 + 0.2`).
+    pub const SET_FLOAT_DIGITS: &'static str = "SET extra_float_digits = 0";
+
+    /// Run on the session after the unload: back to the session's default.
+    pub const RESET_FLOAT_DIGITS: &'static str = "RESET extra_float_digits";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    #[test]
+    fn local_unload_statements() {
+        let copy = CopyToStdout::local_unload("select 'it''s' as \"a\"\"b\"").to_string();
+        assert_eq!(
+            copy,
+            "COPY (select 'it''s' as \"a\"\"b\") TO STDOUT (FORMAT text)"
+        );
+        for sql in [
+            copy.as_str(),
+            CopyToStdout::SET_FLOAT_DIGITS,
+            CopyToStdout::RESET_FLOAT_DIGITS,
+        ] {
+            let parsed = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+                .unwrap_or_else(|e| panic!("{e}: {sql}"));
+            assert_eq!(parsed.len(), 1, "{sql}");
+        }
+    }
+}
