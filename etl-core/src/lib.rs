@@ -35,6 +35,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod cluster;
 pub mod error;
 pub mod job;
