@@ -56,6 +56,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "PREFIX")]
     unload_to: Option<String>,
 
+    /// Don't install the Redshift compatibility functions (NVL, DATEADD, ...) in `public`.
+    #[arg(long)]
+    no_compat: bool,
+
     /// Stream rows in PostgreSQL's text COPY format instead of binary (for comparison).
     #[arg(long, hide = true)]
     text_copy: bool,
@@ -99,9 +103,15 @@ fn human_bytes(n: u64) -> String {
 impl Observer for Progress {
     fn event(&self, event: Event<'_>) {
         match event {
-            Event::RunStarted { run_id, resumed, skipped } => {
+            Event::RunStarted {
+                run_id,
+                resumed,
+                skipped,
+            } => {
                 if resumed {
-                    self.line(format!("resuming run {run_id} ({skipped} step(s) already done)"));
+                    self.line(format!(
+                        "resuming run {run_id} ({skipped} step(s) already done)"
+                    ));
                 } else {
                     self.line(format!("run {run_id}"));
                 }
@@ -130,7 +140,10 @@ impl Observer for Progress {
                     && let Some(bar) = active.get(step)
                 {
                     bar.set_position(progress.bytes);
-                    bar.set_message(format!("{} rows, {} rejected", progress.rows, progress.rejected));
+                    bar.set_message(format!(
+                        "{} rows, {} rejected",
+                        progress.rows, progress.rejected
+                    ));
                 }
             }
             Event::StepFinished { report } => {
@@ -139,7 +152,15 @@ impl Observer for Progress {
                 {
                     bar.finish_and_clear();
                 }
-                let mut text = format!("{}: {}", report.id, if report.skipped { "skipped (done before)" } else { report.status.as_str() });
+                let mut text = format!(
+                    "{}: {}",
+                    report.id,
+                    if report.skipped {
+                        "skipped (done before)"
+                    } else {
+                        report.status.as_str()
+                    }
+                );
                 if !report.skipped {
                     text.push_str(&format!(" in {:.2}s", report.seconds));
                     if let Some(rows) = report.rows {
@@ -168,15 +189,28 @@ fn summary(report: &RunReport) -> Table {
         .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
         .set_header(["step", "status", "time", "rows", "rejected"]);
     for s in &report.steps {
-        let status = if s.skipped { "skipped".to_owned() } else { s.status.to_string() };
+        let status = if s.skipped {
+            "skipped".to_owned()
+        } else {
+            s.status.to_string()
+        };
         table.add_row(vec![
             Cell::new(&s.id),
             Cell::new(status),
-            Cell::new(if s.skipped || s.status == Status::Pending { String::new() } else { format!("{:.2}s", s.seconds) })
+            Cell::new(if s.skipped || s.status == Status::Pending {
+                String::new()
+            } else {
+                format!("{:.2}s", s.seconds)
+            })
+            .set_alignment(CellAlignment::Right),
+            Cell::new(s.rows.map(|r| r.to_string()).unwrap_or_default())
                 .set_alignment(CellAlignment::Right),
-            Cell::new(s.rows.map(|r| r.to_string()).unwrap_or_default()).set_alignment(CellAlignment::Right),
-            Cell::new(if s.rejected > 0 { s.rejected.to_string() } else { String::new() })
-                .set_alignment(CellAlignment::Right),
+            Cell::new(if s.rejected > 0 {
+                s.rejected.to_string()
+            } else {
+                String::new()
+            })
+            .set_alignment(CellAlignment::Right),
         ]);
     }
     table
@@ -262,6 +296,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
             load,
             statement_timeout: args.statement_timeout.map(Duration::from_secs),
             unload_to,
+            compat: !args.no_compat,
             cancel: cancel.clone(),
         },
         &progress,
@@ -277,14 +312,20 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
             for e in s.load_errors.iter().take(5) {
                 eprintln!("  {}", describe(e));
             }
-            eprintln!("  (all of them: etl_meta.load_errors where run_id = '{}')", report.run_id);
+            eprintln!(
+                "  (all of them: etl_meta.load_errors where run_id = '{}')",
+                report.run_id
+            );
         }
         if !s.files.is_empty() {
             eprintln!("{}: wrote {}", s.id, s.files.join(", "));
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report_json(&report)).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report_json(&report)).unwrap_or_default()
+        );
     }
     let mut resume_with = args
         .conn
@@ -326,7 +367,9 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
             Err(match Failure::from(e) {
                 Failure::Failed(e) => Failure::Failed(anyhow::anyhow!("{e:#}\n  {hint}")),
                 // Cancelled from elsewhere (`etl cancel`): the run failed, it was not interrupted.
-                Failure::Interrupted => Failure::Failed(anyhow::anyhow!("the run was cancelled\n  {hint}")),
+                Failure::Interrupted => {
+                    Failure::Failed(anyhow::anyhow!("the run was cancelled\n  {hint}"))
+                }
                 other => other,
             })
         }

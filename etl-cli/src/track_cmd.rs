@@ -67,7 +67,12 @@ pub struct SubmitArgs {
     #[arg(long)]
     step: String,
     /// The statement.
-    #[arg(short = 'c', long = "command", conflicts_with = "file", required_unless_present = "file")]
+    #[arg(
+        short = 'c',
+        long = "command",
+        conflicts_with = "file",
+        required_unless_present = "file"
+    )]
     command: Option<String>,
     /// A file holding the statement.
     #[arg(short = 'f', long = "file")]
@@ -103,14 +108,18 @@ async fn warehouse(conn: &ConnArgs) -> Result<Warehouse, Failure> {
 fn read_handle(text: &str) -> anyhow::Result<Handle> {
     let json = if text == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("cannot read the handle from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the handle from stdin")?;
         s
     } else if text.trim_start().starts_with('{') {
         text.to_owned()
     } else {
-        std::fs::read_to_string(text).with_context(|| format!("cannot read the handle file {text}"))?
+        std::fs::read_to_string(text)
+            .with_context(|| format!("cannot read the handle file {text}"))?
     };
-    serde_json::from_str(&json).context("not a statement handle (JSON printed by `etl statement submit`)")
+    serde_json::from_str(&json)
+        .context("not a statement handle (JSON printed by `etl statement submit`)")
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
@@ -126,11 +135,20 @@ fn state_failure(state: &State) -> Option<Failure> {
         State::Succeeded { .. } => None,
         State::Failed { sqlstate, message } => Some(Failure::Failed(anyhow::anyhow!(
             "the statement failed: {message}{}",
-            sqlstate.as_deref().map(|s| format!(" (SQLSTATE {s})")).unwrap_or_default()
+            sqlstate
+                .as_deref()
+                .map(|s| format!(" (SQLSTATE {s})"))
+                .unwrap_or_default()
         ))),
-        State::Cancelled => Some(Failure::Failed(anyhow::anyhow!("the statement was cancelled"))),
-        State::Running => Some(Failure::Failed(anyhow::anyhow!("the statement is still running"))),
-        State::Unknown { reason } => Some(Failure::Failed(anyhow::anyhow!("cannot tell how the statement ended: {reason}"))),
+        State::Cancelled => Some(Failure::Failed(anyhow::anyhow!(
+            "the statement was cancelled"
+        ))),
+        State::Running => Some(Failure::Failed(anyhow::anyhow!(
+            "the statement is still running"
+        ))),
+        State::Unknown { reason } => Some(Failure::Failed(anyhow::anyhow!(
+            "cannot tell how the statement ended: {reason}"
+        ))),
     }
 }
 
@@ -140,15 +158,30 @@ pub async fn statement(cmd: StatementCommand) -> Result<(), Failure> {
         StatementCommand::Submit(args) => {
             let text = match (&args.command, &args.file) {
                 (Some(c), _) => c.clone(),
-                (None, Some(f)) => std::fs::read_to_string(f).map_err(|e| etl_core::Error::io("cannot read", f.display(), e))?,
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .map_err(|e| etl_core::Error::io("cannot read", f.display(), e))?,
                 (None, None) => unreachable!("clap requires one"),
             };
             let wh = warehouse(&args.conn).await?;
             let conn = wh.get().await?;
             journal::ensure(&**conn).await?;
-            journal::begin_run(&**conn, wh.dialect(), &args.run_id, "adhoc", &[(args.step.clone(), 1)]).await?;
+            journal::begin_run(
+                &**conn,
+                wh.dialect(),
+                &args.run_id,
+                "adhoc",
+                &[(args.step.clone(), 1)],
+            )
+            .await?;
             drop(conn);
-            let submitted = track::submit(&wh, &args.run_id, &args.step, 1, text.trim().trim_end_matches(';')).await?;
+            let submitted = track::submit(
+                &wh,
+                &args.run_id,
+                &args.step,
+                1,
+                text.trim().trim_end_matches(';'),
+            )
+            .await?;
             print_json(&submitted.handle)?;
             if args.wait {
                 let handle = submitted.handle.clone();
@@ -166,7 +199,12 @@ pub async fn statement(cmd: StatementCommand) -> Result<(), Failure> {
         StatementCommand::Wait(args) => {
             let handle = read_handle(&args.handle.handle).map_err(Failure::Usage)?;
             let wh = warehouse(&args.handle.conn).await?;
-            let state = track::wait(&wh, &handle, Instant::now() + Duration::from_secs(args.timeout)).await?;
+            let state = track::wait(
+                &wh,
+                &handle,
+                Instant::now() + Duration::from_secs(args.timeout),
+            )
+            .await?;
             print_json(&state)?;
             state_failure(&state).map_or(Ok(()), Err)
         }
@@ -175,7 +213,10 @@ pub async fn statement(cmd: StatementCommand) -> Result<(), Failure> {
             let wh = warehouse(&args.conn).await?;
             let sent = track::cancel(&wh, &handle).await?;
             if !sent {
-                eprintln!("etl: nothing to cancel: session {} no longer runs {}", handle.pid, handle.label);
+                eprintln!(
+                    "etl: nothing to cancel: session {} no longer runs {}",
+                    handle.pid, handle.label
+                );
             }
             Ok(())
         }
@@ -183,7 +224,8 @@ pub async fn statement(cmd: StatementCommand) -> Result<(), Failure> {
 }
 
 fn ts(t: Option<chrono::NaiveDateTime>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
 }
 
 /// Runs `etl status`.
@@ -194,7 +236,10 @@ pub async fn status(args: StatusArgs) -> Result<(), Failure> {
     let db = |e: tokio_postgres::Error| etl_core::Error::query("read the journal", &e);
     match &args.run_id {
         None => {
-            let rows = conn.query(sql::journal::list_runs(), &[&args.limit]).await.map_err(db)?;
+            let rows = conn
+                .query(sql::journal::list_runs(), &[&args.limit])
+                .await
+                .map_err(db)?;
             let runs: Vec<serde_json::Value> = rows
                 .iter()
                 .map(|r| {
@@ -208,12 +253,28 @@ pub async fn status(args: StatusArgs) -> Result<(), Failure> {
                     })
                 })
                 .collect();
-            render(args.format, &["run_id", "job", "status", "started_at", "finished_at", "error"], &runs)
+            render(
+                args.format,
+                &[
+                    "run_id",
+                    "job",
+                    "status",
+                    "started_at",
+                    "finished_at",
+                    "error",
+                ],
+                &runs,
+            )
         }
         Some(run_id) => {
-            let rows = conn.query(sql::journal::list_steps(), &[run_id]).await.map_err(db)?;
+            let rows = conn
+                .query(sql::journal::list_steps(), &[run_id])
+                .await
+                .map_err(db)?;
             if rows.is_empty() {
-                return Err(Failure::Failed(anyhow::anyhow!("no run {run_id:?} in the journal (etl status lists the runs)")));
+                return Err(Failure::Failed(anyhow::anyhow!(
+                    "no run {run_id:?} in the journal (etl status lists the runs)"
+                )));
             }
             let steps: Vec<serde_json::Value> = rows
                 .iter()
@@ -235,7 +296,17 @@ pub async fn status(args: StatusArgs) -> Result<(), Failure> {
                 .collect();
             render(
                 args.format,
-                &["step", "status", "started_at", "finished_at", "rows", "rejected", "attempts", "sqlstate", "error"],
+                &[
+                    "step",
+                    "status",
+                    "started_at",
+                    "finished_at",
+                    "rows",
+                    "rejected",
+                    "attempts",
+                    "sqlstate",
+                    "error",
+                ],
                 &steps,
             )
         }
@@ -252,7 +323,10 @@ fn render(format: Format, columns: &[&str], rows: &[serde_json::Value]) -> Resul
         Format::Json => print_json(&rows),
         Format::Csv => {
             let mut out = crate::output::printer(Format::Csv, Box::new(std::io::stdout().lock()));
-            out.begin(&columns.iter().map(|c| c.to_string()).collect::<Vec<_>>(), None)?;
+            out.begin(
+                &columns.iter().map(|c| c.to_string()).collect::<Vec<_>>(),
+                None,
+            )?;
             for r in rows {
                 let values: Vec<String> = columns.iter().map(|c| cell(&r[*c])).collect();
                 let opt: Vec<Option<&str>> = columns
@@ -299,8 +373,11 @@ pub async fn cancel(args: CancelArgs) -> Result<(), Failure> {
         return Ok(());
     }
     for r in rows {
-        let (step, pid, label): (String, Option<i32>, Option<String>) = (r.get(0), r.get(1), r.get(2));
-        let (Some(pid), Some(label)) = (pid, label) else { continue };
+        let (step, pid, label): (String, Option<i32>, Option<String>) =
+            (r.get(0), r.get(1), r.get(2));
+        let (Some(pid), Some(label)) = (pid, label) else {
+            continue;
+        };
         let handle = Handle {
             run_id: args.run_id.clone(),
             step_id: step.clone(),
@@ -311,7 +388,14 @@ pub async fn cancel(args: CancelArgs) -> Result<(), Failure> {
             in_block: wh.dialect() == Dialect::Redshift,
         };
         let sent = track::cancel(&wh, &handle).await?;
-        eprintln!("{step}: {}", if sent { "cancel requested" } else { "not running any more" });
+        eprintln!(
+            "{step}: {}",
+            if sent {
+                "cancel requested"
+            } else {
+                "not running any more"
+            }
+        );
     }
     Ok(())
 }

@@ -165,7 +165,9 @@ pub async fn begin_run<C: GenericClient>(
             if other != job {
                 return Err(Error::invalid(
                     "run id",
-                    format!("run {run_id:?} belongs to job {other:?}, not {job:?}: pick another run id"),
+                    format!(
+                        "run {run_id:?} belongs to job {other:?}, not {job:?}: pick another run id"
+                    ),
                 ));
             }
             client
@@ -236,7 +238,10 @@ pub async fn succeed_step<C: GenericClient>(
     let rows = rows.map(|n| n as i64);
     let rejected = rejected.map(|n| n as i64);
     client
-        .execute(&q::succeed_step(dialect), &[&run_id, &step_id, &rows, &rejected])
+        .execute(
+            &q::succeed_step(dialect),
+            &[&run_id, &step_id, &rows, &rejected],
+        )
         .await
         .map_err(db("journal the step's success"))?;
     Ok(())
@@ -261,7 +266,14 @@ pub async fn fail_step<C: GenericClient>(
     client
         .execute(
             &q::fail_step(dialect),
-            &[&run_id, &step_id, &status.as_str(), &sqlstate, &message, &rejected],
+            &[
+                &run_id,
+                &step_id,
+                &status.as_str(),
+                &sqlstate,
+                &message,
+                &rejected,
+            ],
         )
         .await
         .map_err(db("journal the step's failure"))?;
@@ -293,7 +305,10 @@ pub async fn finish_run<C: GenericClient>(
 ) -> Result<()> {
     let message = error.map(error_text);
     client
-        .execute(&q::finish_run(dialect), &[&run_id, &status.as_str(), &message])
+        .execute(
+            &q::finish_run(dialect),
+            &[&run_id, &status.as_str(), &message],
+        )
         .await
         .map_err(db("journal the run's end"))?;
     Ok(())
@@ -311,6 +326,33 @@ fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// One `etl_meta.load_errors` row's values, cut to the column sizes.
+struct ErrorRow {
+    file: String,
+    line: i64,
+    column: Option<String>,
+    position: i32,
+    code: i32,
+    reason: String,
+    raw_line: String,
+    raw_field: String,
+}
+
+impl ErrorRow {
+    fn new(e: &LoadError) -> Self {
+        ErrorRow {
+            file: cut(&e.file, 2048).to_owned(),
+            line: i64::try_from(e.line).unwrap_or(i64::MAX),
+            column: e.column.as_deref().map(|c| cut(c, 300).to_owned()),
+            position: i32::try_from(e.position).unwrap_or(i32::MAX),
+            code: i32::try_from(e.code).unwrap_or(i32::MAX),
+            reason: cut(&e.reason, 1024).to_owned(),
+            raw_line: cut(&e.raw_line, 4096).to_owned(),
+            raw_field: cut(&e.raw_field, 4096).to_owned(),
+        }
+    }
+}
+
 /// Stores load errors in `etl_meta.load_errors`, in batches.
 ///
 /// # Errors
@@ -326,35 +368,21 @@ pub async fn insert_load_errors<C: GenericClient>(
     const BATCH: usize = 500;
     for chunk in errors.chunks(BATCH) {
         let stmt = sql::journal::insert_load_errors(dialect, chunk.len());
-        let owned: Vec<(i64, Option<String>, i32, i32, String, String, String, String)> = chunk
-            .iter()
-            .map(|e| {
-                (
-                    e.line as i64,
-                    e.column.as_deref().map(|c| cut(c, 300).to_owned()),
-                    i32::try_from(e.position).unwrap_or(i32::MAX),
-                    i32::try_from(e.code).unwrap_or(i32::MAX),
-                    cut(&e.reason, 1024).to_owned(),
-                    cut(&e.raw_line, 4096).to_owned(),
-                    cut(&e.raw_field, 4096).to_owned(),
-                    cut(&e.file, 2048).to_owned(),
-                )
-            })
-            .collect();
+        let owned: Vec<ErrorRow> = chunk.iter().map(ErrorRow::new).collect();
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
-        for (line, col, pos, code, reason, raw_line, raw_field, file) in &owned {
+        for r in &owned {
             params.extend([
                 &run_id as &(dyn tokio_postgres::types::ToSql + Sync),
                 &step_id,
                 &table,
-                file,
-                line,
-                col,
-                pos,
-                code,
-                reason,
-                raw_line,
-                raw_field,
+                &r.file,
+                &r.line,
+                &r.column,
+                &r.position,
+                &r.code,
+                &r.reason,
+                &r.raw_line,
+                &r.raw_field,
             ]);
         }
         client
@@ -371,7 +399,10 @@ mod tests {
 
     #[test]
     fn labels_fit_redshift() {
-        let l = step_label("a-very-long-run-id-from-step-functions-0123456789abcdef", 123_456);
+        let l = step_label(
+            "a-very-long-run-id-from-step-functions-0123456789abcdef",
+            123_456,
+        );
         assert!(l.len() <= sql::MAX_LABEL, "{l}");
         assert_eq!(step_label("x", 1), step_label("x", 1));
         assert_ne!(step_label("x", 1), step_label("y", 1));

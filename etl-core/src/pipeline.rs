@@ -35,6 +35,8 @@ pub struct RunOptions {
     pub statement_timeout: Option<Duration>,
     /// Replaces the unload target.
     pub unload_to: Option<Location>,
+    /// Install the Redshift compatibility functions (`sql/compat/postgres.sql`) before running.
+    pub compat: bool,
     /// Cancelled by Ctrl-C or a caller: running statements are cancelled on the server.
     pub cancel: CancellationToken,
 }
@@ -47,6 +49,7 @@ impl Default for RunOptions {
             load: LoadSettings::default(),
             statement_timeout: None,
             unload_to: None,
+            compat: true,
             cancel: CancellationToken::new(),
         }
     }
@@ -161,7 +164,12 @@ pub struct RunReport {
 
 /// Runs `job` on `warehouse` (PostgreSQL). Always returns a report; its `error` says whether the
 /// run failed.
-pub async fn run(job: &Job, warehouse: &Warehouse, options: RunOptions, observer: &dyn Observer) -> RunReport {
+pub async fn run(
+    job: &Job,
+    warehouse: &Warehouse,
+    options: RunOptions,
+    observer: &dyn Observer,
+) -> RunReport {
     let start = Instant::now();
     let run_id = options
         .run_id
@@ -184,7 +192,14 @@ pub async fn run(job: &Job, warehouse: &Warehouse, options: RunOptions, observer
             Some(e) if e.kind() == crate::ErrorKind::Cancelled => Status::Cancelled,
             Some(_) => Status::Failed,
         };
-        let _ = journal::finish_run(&**client, warehouse.dialect(), &run_id, status, report.error.as_ref()).await;
+        let _ = journal::finish_run(
+            &**client,
+            warehouse.dialect(),
+            &run_id,
+            status,
+            report.error.as_ref(),
+        )
+        .await;
     }
     report.seconds = start.elapsed().as_secs_f64();
     report
@@ -224,7 +239,25 @@ async fn run_inner(
 
     let conn = warehouse.get().await?;
     journal::ensure(&**conn).await?;
-    let ids: Vec<(String, usize)> = steps.iter().enumerate().map(|(i, s)| (s.id.clone(), i + 1)).collect();
+    if options.compat {
+        // Redshift's functions for the transforms (NVL, DATEADD, GETDATE, ...): idempotent.
+        conn.batch_execute(&format!(
+            "BEGIN;\n{}\nCOMMIT",
+            sql::compat::POSTGRES_COMPAT_SQL
+        ))
+        .await
+        .map_err(|e| {
+            Error::query(
+                "install the Redshift compatibility functions (sql/compat/postgres.sql)",
+                &e,
+            )
+        })?;
+    }
+    let ids: Vec<(String, usize)> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.clone(), i + 1))
+        .collect();
     let start = journal::begin_run(&**conn, dialect, &report.run_id, &job.name, &ids).await?;
     drop(conn);
     report.resumed = start.resumed;
@@ -258,7 +291,11 @@ async fn run_inner(
     };
 
     // 1. Schemas and tables.
-    for (i, step) in steps.iter().enumerate().filter(|(_, s)| s.kind == StepKind::CreateTables) {
+    for (i, step) in steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == StepKind::CreateTables)
+    {
         if !skip(i, report) {
             let r = run_statements_step(&ctx, i + 1, step).await;
             finish(&ctx, &mut report.steps[i], r)?;
@@ -280,8 +317,13 @@ async fn run_inner(
     let files_ref = &files;
     let steps_ref = &steps;
     let mut results = futures::stream::iter(loads.into_iter().map(|i| async move {
-        let StepKind::Load(t) = steps_ref[i].kind else { unreachable!("filtered") };
-        (i, load_step(ctx_ref, i + 1, &steps_ref[i], t, &files_ref[t]).await)
+        let StepKind::Load(t) = steps_ref[i].kind else {
+            unreachable!("filtered")
+        };
+        (
+            i,
+            load_step(ctx_ref, i + 1, &steps_ref[i], t, &files_ref[t]).await,
+        )
     }))
     .buffer_unordered(concurrency);
     let mut first_error = None;
@@ -296,7 +338,11 @@ async fn run_inner(
     }
 
     // 3. Transforms, in order.
-    for (i, step) in steps.iter().enumerate().filter(|(_, s)| matches!(s.kind, StepKind::Transform { .. })) {
+    for (i, step) in steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s.kind, StepKind::Transform { .. }))
+    {
         if !skip(i, report) {
             let r = transform_step(&ctx, i + 1, step).await;
             finish(&ctx, &mut report.steps[i], r)?;
@@ -304,7 +350,11 @@ async fn run_inner(
     }
 
     // 4. Unload.
-    for (i, step) in steps.iter().enumerate().filter(|(_, s)| s.kind == StepKind::Unload) {
+    for (i, step) in steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.kind == StepKind::Unload)
+    {
         if !skip(i, report) {
             let r = unload_step(&ctx, i + 1, step).await;
             finish(&ctx, &mut report.steps[i], r)?;
@@ -419,19 +469,48 @@ async fn rollback(client: &tokio_postgres::Client) {
 }
 
 /// Journals a failure on a fresh connection (the step's own may be broken).
-async fn journal_failure(ctx: &Ctx<'_>, step_id: &str, error: &Error, rejected: u64, errors: &[LoadError], table: Option<&str>) {
-    let Ok(conn) = ctx.warehouse.get().await else { return };
-    let status = if error.kind() == crate::ErrorKind::Cancelled { Status::Cancelled } else { Status::Failed };
+async fn journal_failure(
+    ctx: &Ctx<'_>,
+    step_id: &str,
+    error: &Error,
+    rejected: u64,
+    errors: &[LoadError],
+    table: Option<&str>,
+) {
+    let Ok(conn) = ctx.warehouse.get().await else {
+        return;
+    };
+    let status = if error.kind() == crate::ErrorKind::Cancelled {
+        Status::Cancelled
+    } else {
+        Status::Failed
+    };
     if let Some(table) = table
         && !errors.is_empty()
     {
-        let _ = journal::insert_load_errors(&**conn, ctx.dialect, ctx.run_id, step_id, table, errors).await;
+        let _ =
+            journal::insert_load_errors(&**conn, ctx.dialect, ctx.run_id, step_id, table, errors)
+                .await;
     }
     let rejected = (rejected > 0).then_some(rejected);
-    let _ = journal::fail_step(&**conn, ctx.dialect, ctx.run_id, step_id, status, error, rejected).await;
+    let _ = journal::fail_step(
+        &**conn,
+        ctx.dialect,
+        ctx.run_id,
+        step_id,
+        status,
+        error,
+        rejected,
+    )
+    .await;
 }
 
-async fn begin_step(ctx: &Ctx<'_>, client: &tokio_postgres::Client, seq: usize, step: &Step) -> Result<()> {
+async fn begin_step(
+    ctx: &Ctx<'_>,
+    client: &tokio_postgres::Client,
+    seq: usize,
+    step: &Step,
+) -> Result<()> {
     let label = journal::step_label(ctx.run_id, seq);
     client
         .batch_execute(&sql::set_label(ctx.dialect, &label))
@@ -452,9 +531,12 @@ async fn run_statements_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome 
         begin_step(ctx, &conn, seq, step).await?;
         for s in &step.statements {
             if s.sql == "COMMIT" {
-                journal::succeed_step(&**conn, ctx.dialect, ctx.run_id, &step.id, None, None).await?;
+                journal::succeed_step(&**conn, ctx.dialect, ctx.run_id, &step.id, None, None)
+                    .await?;
             }
-            conn.batch_execute(&s.sql).await.map_err(|e| Error::query(&s.context, &e))?;
+            conn.batch_execute(&s.sql)
+                .await
+                .map_err(|e| Error::query(&s.context, &e))?;
         }
         Ok::<_, Error>(())
     };
@@ -471,15 +553,27 @@ async fn run_statements_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome 
 }
 
 /// One table: `BEGIN; [DELETE | staging ...]; COPY FROM STDIN; [upsert ...]; journal; COMMIT`.
-async fn load_step(ctx: &Ctx<'_>, seq: usize, step: &Step, table_index: usize, files: &[SourceFile]) -> Outcome {
+async fn load_step(
+    ctx: &Ctx<'_>,
+    seq: usize,
+    step: &Step,
+    table_index: usize,
+    files: &[SourceFile],
+) -> Outcome {
     let start = Instant::now();
     let table = &ctx.job.tables[table_index];
     let total: u64 = files.iter().map(|f| f.size).sum();
-    ctx.observer.event(Event::StepStarted { step, bytes: Some(total) });
+    ctx.observer.event(Event::StepStarted {
+        step,
+        bytes: Some(total),
+    });
     let parser = match RowParser::new(&table.columns, &table.format, ctx.options.load.encoding) {
         Ok(p) => Arc::new(p),
         Err(m) => {
-            return Outcome::failed(start, Error::invalid(format!("format of {}", table.name), m));
+            return Outcome::failed(
+                start,
+                Error::invalid(format!("format of {}", table.name), m),
+            );
         }
     };
     let conn = match ctx.warehouse.get().await {
@@ -488,12 +582,32 @@ async fn load_step(ctx: &Ctx<'_>, seq: usize, step: &Step, table_index: usize, f
     };
     let mut loaded = None;
     let step_id = step.id.as_str();
-    let progress = |p: Progress| ctx.observer.event(Event::Progress { step: step_id, progress: p });
+    let progress = |p: Progress| {
+        ctx.observer.event(Event::Progress {
+            step: step_id,
+            progress: p,
+        })
+    };
     let work = async {
-        begin_step(ctx, &conn, seq, step).await.map_err(|e| client::LoadFailure { error: e, rejected: 0, errors: Vec::new() })?;
+        begin_step(ctx, &conn, seq, step)
+            .await
+            .map_err(|e| client::LoadFailure {
+                error: e,
+                rejected: 0,
+                errors: Vec::new(),
+            })?;
         for s in &step.statements {
             if s.copy_in {
-                let r = client::copy_files(&conn, &s.sql, table, files, Arc::clone(&parser), ctx.options.load, &progress).await?;
+                let r = client::copy_files(
+                    &conn,
+                    &s.sql,
+                    table,
+                    files,
+                    Arc::clone(&parser),
+                    ctx.options.load,
+                    &progress,
+                )
+                .await?;
                 loaded = Some(r);
                 continue;
             }
@@ -503,17 +617,39 @@ async fn load_step(ctx: &Ctx<'_>, seq: usize, step: &Step, table_index: usize, f
                     if let Some(r) = r
                         && !r.errors.is_empty()
                     {
-                        journal::insert_load_errors(&**conn, ctx.dialect, ctx.run_id, step_id, &table.name.to_string(), &r.errors).await?;
+                        journal::insert_load_errors(
+                            &**conn,
+                            ctx.dialect,
+                            ctx.run_id,
+                            step_id,
+                            &table.name.to_string(),
+                            &r.errors,
+                        )
+                        .await?;
                     }
-                    journal::succeed_step(&**conn, ctx.dialect, ctx.run_id, step_id, r.map(|r| r.rows), r.map(|r| r.rejected)).await
+                    journal::succeed_step(
+                        &**conn,
+                        ctx.dialect,
+                        ctx.run_id,
+                        step_id,
+                        r.map(|r| r.rows),
+                        r.map(|r| r.rejected),
+                    )
+                    .await
                 };
-                journal.await.map_err(|e| client::LoadFailure { error: e, rejected: 0, errors: Vec::new() })?;
+                journal.await.map_err(|e| client::LoadFailure {
+                    error: e,
+                    rejected: 0,
+                    errors: Vec::new(),
+                })?;
             }
-            conn.batch_execute(&s.sql).await.map_err(|e| client::LoadFailure {
-                error: Error::query(&s.context, &e),
-                rejected: 0,
-                errors: Vec::new(),
-            })?;
+            conn.batch_execute(&s.sql)
+                .await
+                .map_err(|e| client::LoadFailure {
+                    error: Error::query(&s.context, &e),
+                    rejected: 0,
+                    errors: Vec::new(),
+                })?;
         }
         Ok::<_, client::LoadFailure>(())
     };
@@ -531,8 +667,21 @@ async fn load_step(ctx: &Ctx<'_>, seq: usize, step: &Step, table_index: usize, f
         }
         Err(failure) => {
             rollback(&conn).await;
-            let e = interpret(failure.error, interrupt, &format!("load {}", table.name), start);
-            journal_failure(ctx, step_id, &e, failure.rejected, &failure.errors, Some(&table.name.to_string())).await;
+            let e = interpret(
+                failure.error,
+                interrupt,
+                &format!("load {}", table.name),
+                start,
+            );
+            journal_failure(
+                ctx,
+                step_id,
+                &e,
+                failure.rejected,
+                &failure.errors,
+                Some(&table.name.to_string()),
+            )
+            .await;
             Outcome {
                 rejected: failure.rejected,
                 load_errors: failure.errors,
@@ -552,7 +701,8 @@ async fn transform_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome {
         Ok(c) => c,
         Err(e) => return Outcome::failed(start, e),
     };
-    let (request, in_block) = sql::journal::tracked_request(ctx.dialect, &stmt.sql, ctx.run_id, &step.id);
+    let (request, in_block) =
+        sql::journal::tracked_request(ctx.dialect, &stmt.sql, ctx.run_id, &step.id);
     let work = async {
         begin_step(ctx, &conn, seq, step).await?;
         let rows = crate::track::simple_query_rows(&conn, &request, usize::from(in_block))
@@ -589,8 +739,25 @@ async fn unload_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome {
     };
     let work = async {
         begin_step(ctx, &conn, seq, step).await?;
-        let report = temp_unload::unload_postgres(&conn, spec, ctx.options.unload_to.clone()).await?;
-        journal::succeed_step(&**conn, ctx.dialect, ctx.run_id, &step.id, Some(report.rows), None).await?;
+        let report = crate::unload::unload_postgres(
+            &conn,
+            spec,
+            &crate::unload::UnloadOptions {
+                to: ctx.options.unload_to.clone(),
+                ..crate::unload::UnloadOptions::default()
+            },
+            &ctx.options.cancel,
+        )
+        .await?;
+        journal::succeed_step(
+            &**conn,
+            ctx.dialect,
+            ctx.run_id,
+            &step.id,
+            Some(report.rows),
+            None,
+        )
+        .await?;
         Ok::<_, Error>(report)
     };
     let (r, interrupt) = guarded(ctx, &conn, ctx.timeout, work).await;
@@ -606,16 +773,5 @@ async fn unload_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome {
             journal_failure(ctx, &step.id, &e, 0, &[], None).await;
             Outcome::failed(start, e)
         }
-    }
-}
-
-// TEMPORARY until the unload module lands.
-mod temp_unload {
-    pub struct F { pub location: String, pub bytes: u64 }
-    pub struct R { pub rows: u64, pub files: Vec<F> }
-    pub async fn unload_postgres(c: &tokio_postgres::Client, spec: &crate::job::Unload, _to: Option<crate::job::Location>) -> crate::Result<R> {
-        let q = crate::sql::unload_query(&spec.source);
-        let rows = c.query(&q, &[]).await.map_err(|e| crate::Error::query("unload", &e))?;
-        Ok(R { rows: rows.len() as u64, files: vec![F { location: "(stub)".into(), bytes: 0 }] })
     }
 }

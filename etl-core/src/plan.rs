@@ -223,16 +223,9 @@ pub fn build(job: &Job, dialect: Dialect, options: &PlanOptions) -> Result<Vec<S
     if let Some(unload) = &job.unload {
         let query = sql::unload_query(&unload.source);
         let sql = match dialect {
-            Dialect::Postgres => CopyToStdout {
-                query: &query,
-                csv: match unload.format {
-                    crate::job::UnloadFormat::Csv => {
-                        Some((unload.delimiter, unload.null_as.as_deref().unwrap_or("")))
-                    }
-                    crate::job::UnloadFormat::Text => None,
-                },
-            }
-            .to_string(),
+            // The engine renders Redshift's CSV and text rules itself from PostgreSQL's text COPY
+            // (PostgreSQL's CSV quotes empty strings; Redshift's does not).
+            Dialect::Postgres => CopyToStdout::local_unload(&query).to_string(),
             Dialect::Redshift => {
                 let to = match (&options.unload_to, &unload.to) {
                     (Some(u), _) => Some(u.clone()),

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use futures::TryStreamExt as _;
+use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::ObjectStore;
 
 use crate::error::{Error, Result};
 use crate::job::Location;
@@ -93,7 +93,9 @@ impl Store {
         let full_text = full.to_string();
         // Object stores list by folder: list the folder part, then filter on the name prefix.
         let folder = match full_text.rfind('/') {
-            Some(i) if !prefix.is_empty() && !prefix.ends_with('/') => ObjectPath::from(&full_text[..i]),
+            Some(i) if !prefix.is_empty() && !prefix.ends_with('/') => {
+                ObjectPath::from(&full_text[..i])
+            }
             _ => full.clone(),
         };
         let mut out: Vec<(ObjectPath, u64)> = self
@@ -149,7 +151,13 @@ mod tests {
     #[tokio::test]
     async fn local_prefix_listing_is_like_s3() {
         let dir = tempfile::tempdir().unwrap();
-        for f in ["usage/part-0.gz", "usage/part-1.gz", "usage.bak", "usagex/y", "other"] {
+        for f in [
+            "usage/part-0.gz",
+            "usage/part-1.gz",
+            "usage.bak",
+            "usagex/y",
+            "other",
+        ] {
             let p = dir.path().join(f);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, b"x").unwrap();
@@ -161,7 +169,10 @@ mod tests {
                 .map(|(p, _)| p.filename().unwrap().to_owned())
                 .collect()
         };
-        assert_eq!(names(store.list_prefix("usage/").await.unwrap()), ["part-0.gz", "part-1.gz"]);
+        assert_eq!(
+            names(store.list_prefix("usage/").await.unwrap()),
+            ["part-0.gz", "part-1.gz"]
+        );
         // A name prefix also matches usage.bak and usagex/... exactly like S3's key prefixes.
         assert_eq!(store.list_prefix("usage").await.unwrap().len(), 4);
         let (path, display) = store.child("usage/part-0.gz");

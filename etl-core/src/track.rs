@@ -130,7 +130,8 @@ impl Submitted {
         let h = &self.handle;
         match outcome {
             Ok(rows) => {
-                journal::succeed_step(&**conn, h.dialect, &h.run_id, &h.step_id, rows, None).await?;
+                journal::succeed_step(&**conn, h.dialect, &h.run_id, &h.step_id, rows, None)
+                    .await?;
                 Ok(rows)
             }
             Err(source) => {
@@ -138,8 +139,15 @@ impl Submitted {
                     context: format!("step {}", h.step_id),
                     source: Box::new(source),
                 };
-                let status = if err.sqlstate() == Some("57014") { Status::Cancelled } else { Status::Failed };
-                journal::fail_step(&**conn, h.dialect, &h.run_id, &h.step_id, status, &err, None).await?;
+                let status = if err.sqlstate() == Some("57014") {
+                    Status::Cancelled
+                } else {
+                    Status::Failed
+                };
+                journal::fail_step(
+                    &**conn, h.dialect, &h.run_id, &h.step_id, status, &err, None,
+                )
+                .await?;
                 Err(err)
             }
         }
@@ -205,19 +213,31 @@ pub async fn submit(
 
 /// Whether the server shows the statement running, or the journal shows it finished.
 async fn is_visible(warehouse: &Warehouse, handle: &Handle) -> bool {
-    let Ok(conn) = warehouse.get().await else { return false };
-    if let Ok(Some(row)) = conn.query_opt(sql::journal::step_row(), &[&handle.run_id, &handle.step_id]).await {
+    let Ok(conn) = warehouse.get().await else {
+        return false;
+    };
+    if let Ok(Some(row)) = conn
+        .query_opt(sql::journal::step_row(), &[&handle.run_id, &handle.step_id])
+        .await
+    {
         let status: String = row.get(0);
         if status != Status::Running.as_str() {
             return true;
         }
     }
     let q = sql::status_query(handle.dialect);
-    matches!(conn.query_opt(q.running, &[&handle.pid, &handle.label]).await, Ok(Some(_)))
+    matches!(
+        conn.query_opt(q.running, &[&handle.pid, &handle.label])
+            .await,
+        Ok(Some(_))
+    )
 }
 
 /// What the journal says about the step: `(status, rows, sqlstate, error)`.
-async fn journal_state(client: &Client, handle: &Handle) -> Result<Option<(Status, Option<i64>, Option<String>, Option<String>)>> {
+async fn journal_state(
+    client: &Client,
+    handle: &Handle,
+) -> Result<Option<(Status, Option<i64>, Option<String>, Option<String>)>> {
     let row = client
         .query_opt(sql::journal::step_row(), &[&handle.run_id, &handle.step_id])
         .await
@@ -233,7 +253,12 @@ async fn journal_state(client: &Client, handle: &Handle) -> Result<Option<(Statu
     }))
 }
 
-fn from_journal(status: Status, rows: Option<i64>, sqlstate: Option<String>, error: Option<String>) -> Option<State> {
+fn from_journal(
+    status: Status,
+    rows: Option<i64>,
+    sqlstate: Option<String>,
+    error: Option<String>,
+) -> Option<State> {
     match status {
         Status::Succeeded => Some(State::Succeeded {
             rows: rows.map(|r| r as u64),
@@ -256,7 +281,10 @@ pub async fn poll(warehouse: &Warehouse, handle: &Handle) -> Result<State> {
     let client: &Client = &conn;
     let Some((status, rows, sqlstate, error)) = journal_state(client, handle).await? else {
         return Ok(State::Unknown {
-            reason: format!("the journal has no step {} in run {}", handle.step_id, handle.run_id),
+            reason: format!(
+                "the journal has no step {} in run {}",
+                handle.step_id, handle.run_id
+            ),
         });
     };
     if let Some(state) = from_journal(status, rows, sqlstate, error) {
@@ -272,7 +300,13 @@ pub async fn poll(warehouse: &Warehouse, handle: &Handle) -> Result<State> {
         if state.starts_with("idle in transaction") {
             // Failed (or stuck) inside its block; the submitter will roll it back or is gone.
             if state.contains("aborted") {
-                return conclude(client, handle, Status::Failed, "the statement failed (its transaction is aborted)").await;
+                return conclude(
+                    client,
+                    handle,
+                    Status::Failed,
+                    "the statement failed (its transaction is aborted)",
+                )
+                .await;
             }
         }
         return Ok(State::Running);
@@ -284,8 +318,14 @@ pub async fn poll(warehouse: &Warehouse, handle: &Handle) -> Result<State> {
         return Ok(state);
     }
     if let Some(history) = q.history {
-        let at = chrono::NaiveDateTime::parse_from_str(&handle.submitted_at, "%Y-%m-%d %H:%M:%S%.f")
-            .map_err(|e| Error::invalid("handle", format!("submitted_at {:?}: {e}", handle.submitted_at)))?;
+        let at =
+            chrono::NaiveDateTime::parse_from_str(&handle.submitted_at, "%Y-%m-%d %H:%M:%S%.f")
+                .map_err(|e| {
+                    Error::invalid(
+                        "handle",
+                        format!("submitted_at {:?}: {e}", handle.submitted_at),
+                    )
+                })?;
         let row = client
             .query_opt(history, &[&handle.pid, &handle.label, &at])
             .await
@@ -297,14 +337,40 @@ pub async fn poll(warehouse: &Warehouse, handle: &Handle) -> Result<State> {
             return match status.as_str() {
                 "success" if handle.in_block => {
                     // The statement succeeded but its block did not commit the journal row.
-                    conclude(client, handle, Status::Failed, "the statement finished but its transaction did not commit").await
+                    conclude(
+                        client,
+                        handle,
+                        Status::Failed,
+                        "the statement finished but its transaction did not commit",
+                    )
+                    .await
                 }
                 "success" => {
-                    journal::succeed_step(client, handle.dialect, &handle.run_id, &handle.step_id, rows.map(|r| r as u64), None).await?;
-                    Ok(State::Succeeded { rows: rows.map(|r| r as u64) })
+                    journal::succeed_step(
+                        client,
+                        handle.dialect,
+                        &handle.run_id,
+                        &handle.step_id,
+                        rows.map(|r| r as u64),
+                        None,
+                    )
+                    .await?;
+                    Ok(State::Succeeded {
+                        rows: rows.map(|r| r as u64),
+                    })
                 }
-                "failed" => conclude(client, handle, Status::Failed, error.as_deref().unwrap_or("failed")).await,
-                "canceled" | "cancelled" => conclude(client, handle, Status::Cancelled, "cancelled").await,
+                "failed" => {
+                    conclude(
+                        client,
+                        handle,
+                        Status::Failed,
+                        error.as_deref().unwrap_or("failed"),
+                    )
+                    .await
+                }
+                "canceled" | "cancelled" => {
+                    conclude(client, handle, Status::Cancelled, "cancelled").await
+                }
                 _ => Ok(State::Running), // planning, queued, running, returning
             };
         }
@@ -322,7 +388,12 @@ pub async fn poll(warehouse: &Warehouse, handle: &Handle) -> Result<State> {
 }
 
 /// Writes the poller's conclusion to the journal and returns it as a state.
-async fn conclude(client: &Client, handle: &Handle, status: Status, message: &str) -> Result<State> {
+async fn conclude(
+    client: &Client,
+    handle: &Handle,
+    status: Status,
+    message: &str,
+) -> Result<State> {
     let err = Error::Query {
         context: format!("step {}", handle.step_id),
         source: Box::new(DbError {
@@ -334,7 +405,16 @@ async fn conclude(client: &Client, handle: &Handle, status: Status, message: &st
             position: None,
         }),
     };
-    journal::fail_step(client, handle.dialect, &handle.run_id, &handle.step_id, status, &err, None).await?;
+    journal::fail_step(
+        client,
+        handle.dialect,
+        &handle.run_id,
+        &handle.step_id,
+        status,
+        &err,
+        None,
+    )
+    .await?;
     Ok(match status {
         Status::Cancelled => State::Cancelled,
         _ => State::Failed {
@@ -371,7 +451,10 @@ pub async fn cancel(warehouse: &Warehouse, handle: &Handle) -> Result<bool> {
     let conn = warehouse.get().await?;
     let sent = match handle.dialect {
         Dialect::Postgres => conn
-            .query(sql::cancel_labelled_postgres(), &[&handle.pid, &handle.label])
+            .query(
+                sql::cancel_labelled_postgres(),
+                &[&handle.pid, &handle.label],
+            )
             .await
             .map_err(db("cancel the statement"))?
             .iter()
@@ -391,7 +474,9 @@ pub async fn cancel(warehouse: &Warehouse, handle: &Handle) -> Result<bool> {
                 } else {
                     sql::cancel_statement(handle.pid)
                 };
-                conn.batch_execute(&stop).await.map_err(db("cancel the statement"))?;
+                conn.batch_execute(&stop)
+                    .await
+                    .map_err(db("cancel the statement"))?;
                 true
             }
         }

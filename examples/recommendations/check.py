@@ -137,7 +137,7 @@ def check_job(path):
     expect("format", base_format, FORMAT)
     expect("transform", job.get("transform"), TRANSFORM)
     schemas = job.get("schemas", [])
-    expect("schemas[].name", [s.get("name") for s in schemas], ["raw"])
+    expect("schemas[].name", [s.get("name") for s in schemas], ["staging"])
     tables = {t["name"]: t for s in schemas for t in s.get("tables", [])}
     expect("tables", sorted(tables), sorted(TABLES))
     for name, spec in TABLES.items():

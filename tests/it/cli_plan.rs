@@ -104,7 +104,7 @@ fn redshift_plan_parses_and_carries_the_original_copy_options() {
     );
     assert!(
         copies[2]
-            .contains("FROM 's3://demo-bucket/recommendations/_manifests/raw.offers.manifest'")
+            .contains("FROM 's3://demo-bucket/recommendations/_manifests/staging.offers.manifest'")
             && copies[2].contains(" MANIFEST"),
         "{}",
         copies[2]
@@ -145,9 +145,9 @@ fn postgres_plan_parses() {
         !plan.contains("DISTKEY") && !plan.contains("ENCODE"),
         "Redshift-only attributes leaked:\n{plan}"
     );
-    assert!(plan.contains("COPY \"raw\".\"usage\" (\"customer_id\", \"month\", \"data_mb\", \"voice_minutes\", \"sms_count\", \"roaming_mb\") FROM STDIN (FORMAT binary);"), "{plan}");
+    assert!(plan.contains("COPY \"staging\".\"usage\" (\"customer_id\", \"month\", \"data_mb\", \"voice_minutes\", \"sms_count\", \"roaming_mb\") FROM STDIN (FORMAT binary);"), "{plan}");
     assert!(
-        plan.contains("DELETE FROM \"raw\".\"usage\";"),
+        plan.contains("DELETE FROM \"staging\".\"usage\";"),
         "REPLACE deletes, never truncates:\n{plan}"
     );
     assert!(!plan.to_ascii_uppercase().contains("TRUNCATE"));

@@ -656,13 +656,13 @@ async fn example_transforms_run_after_the_install() {
     // One customer over two months, five offers: A, B and C qualify; D is inactive and E does not
     // cover the customer's voice minutes.
     c.batch_execute(
-        r#"insert into "raw".usage values
+        r#"insert into staging.usage values
              (1, '2024-01-01', 2048, 100, 10, null),
              (1, '2024-02-01', 4096, 200, 30, 5);
-           insert into "raw".billing values
+           insert into staging.billing values
              (1, '2024-01-01', 'P1', 20.00, null, '2024-01-05 10:00', null),
              (1, '2024-02-01', 'P2', 30.00, 5.00, null, null);
-           insert into "raw".offers values
+           insert into staging.offers values
              ('A', 'Alpha', 1024, 500, 100, 10.00, 2.00, true, null),
              ('B', 'Beta', 4096, 200, 50, 15.00, null, true, null),
              ('C', 'Gamma', 0, 150, 20, 5.00, null, true, null),

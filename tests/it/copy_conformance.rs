@@ -34,12 +34,17 @@ fn case_files(case: &Value, dir: &Path) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_cases_load_as_redshift_documents() {
     let cases: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(etl_tests::repo_root().join("tests/fixtures/copy_conformance.json")).unwrap(),
+        &std::fs::read_to_string(
+            etl_tests::repo_root().join("tests/fixtures/copy_conformance.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert!(cases.len() >= 40, "the suite lost cases");
     let local = server().await;
-    let warehouse = Warehouse::connect(local.connect_options(), 4).await.unwrap();
+    let warehouse = Warehouse::connect(local.connect_options(), 4)
+        .await
+        .unwrap();
     let c = client(&local).await;
     let tmp = tempfile::tempdir().unwrap();
     let mut failures = Vec::new();
@@ -75,7 +80,9 @@ async fn conformance_cases_load_as_redshift_documents() {
         .await;
         let should_fail = case["fails"].as_bool().unwrap_or(false);
         match (&report.error, should_fail) {
-            (None, true) => failures.push(format!("{name}: loaded, but MAXERROR should have been exceeded")),
+            (None, true) => failures.push(format!(
+                "{name}: loaded, but MAXERROR should have been exceeded"
+            )),
             (Some(e), false) => failures.push(format!("{name}: failed: {e:#?}")),
             (Some(e), true) if e.kind() != etl_core::ErrorKind::LoadRejected => {
                 failures.push(format!("{name}: failed for another reason: {e}"))
@@ -105,11 +112,19 @@ async fn conformance_cases_load_as_redshift_documents() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|r| r.as_array().unwrap().iter().map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|r| {
+                    r.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .collect()
         };
         if got != expected {
-            failures.push(format!("{name}: rows differ\n  got:      {got:?}\n  expected: {expected:?}"));
+            failures.push(format!(
+                "{name}: rows differ\n  got:      {got:?}\n  expected: {expected:?}"
+            ));
         }
 
         // Rejected rows, as stored in etl_meta.load_errors.
@@ -125,7 +140,11 @@ async fn conformance_cases_load_as_redshift_documents() {
             .iter()
             .map(|r| {
                 let file: String = r.get(0);
-                let base = Path::new(&file).file_name().unwrap().to_string_lossy().into_owned();
+                let base = Path::new(&file)
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 (base, r.get(1), r.get(2), r.get(3))
             })
             .collect();
@@ -152,8 +171,16 @@ async fn conformance_cases_load_as_redshift_documents() {
             got_sorted == expected
         };
         if !matches {
-            failures.push(format!("{name}: load errors differ\n  got:      {got_sorted:?}\n  expected: {expected:?}"));
+            failures.push(format!(
+                "{name}: load errors differ\n  got:      {got_sorted:?}\n  expected: {expected:?}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -36,7 +36,7 @@ fn tables(job: &Value) -> Vec<Table> {
         .unwrap()
         .iter()
         .flat_map(|s| {
-            assert_eq!(s["name"], "raw", "the demo's input schema");
+            assert_eq!(s["name"], "staging", "the demo's input schema");
             s["tables"].as_array().unwrap().iter()
         })
         .map(|t| Table {
@@ -206,7 +206,7 @@ async fn sql_and_checker(args: &[&str]) -> (String, String) {
 
     let local = server().await;
     let job = job();
-    psql_c(&local, "create schema raw");
+    psql_c(&local, "create schema staging");
     for table in tables(&job) {
         let columns: Vec<String> = table
             .columns
@@ -217,14 +217,18 @@ async fn sql_and_checker(args: &[&str]) -> (String, String) {
             .collect();
         psql_c(
             &local,
-            &format!("create table raw.{} ({})", table.name, columns.join(", ")),
+            &format!(
+                "create table staging.{} ({})",
+                table.name,
+                columns.join(", ")
+            ),
         );
         let csv = dir.path().join(format!("{}.csv", table.name));
         fs::write(&csv, clean(&table, &data)).unwrap();
         psql_c(
             &local,
             &format!(
-                "\\copy raw.{} from '{}' with (format csv)",
+                "\\copy staging.{} from '{}' with (format csv)",
                 table.name,
                 csv.display()
             ),

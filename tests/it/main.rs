@@ -1,10 +1,11 @@
 //! End-to-end tests: the `etl` binary and the library against real PostgreSQL servers.
 
 mod cli_plan;
-mod copy_conformance;
 mod cli_sql;
 mod compat;
+mod copy_conformance;
 mod demo_check;
 mod hostile;
+mod run;
 mod track;
 mod unload;

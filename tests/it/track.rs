@@ -12,38 +12,71 @@ use etl_tests::{client, etl, run, server, stdout_ok};
 
 /// `etl statement submit` in a child process; returns the child (still running when `wait`) and
 /// the handle it printed first.
-fn submit(url: &str, run_id: &str, step: &str, sql: &str, wait: bool) -> (std::process::Child, Handle) {
+fn submit(
+    url: &str,
+    run_id: &str,
+    step: &str,
+    sql: &str,
+    wait: bool,
+) -> (std::process::Child, Handle) {
     let mut cmd = etl();
-    cmd.args(["statement", "submit", "--database-url", url, "--run-id", run_id, "--step", step, "-c", sql]);
+    cmd.args([
+        "statement",
+        "submit",
+        "--database-url",
+        url,
+        "--run-id",
+        run_id,
+        "--step",
+        step,
+        "-c",
+        sql,
+    ]);
     if wait {
         cmd.arg("--wait");
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let handle: Handle = serde_json::from_str(&line).unwrap_or_else(|e| panic!("no handle ({e}): {line:?}"));
+    let handle: Handle =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("no handle ({e}): {line:?}"));
     (child, handle)
 }
 
 async fn wait_final(wh: &Warehouse, h: &Handle) -> State {
-    track::wait(wh, h, Instant::now() + Duration::from_secs(60)).await.unwrap()
+    track::wait(wh, h, Instant::now() + Duration::from_secs(60))
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_statement_submitted_by_one_process_is_polled_by_another() {
     let local = server().await;
     let url = local.url();
-    let wh = Warehouse::connect(local.connect_options(), 2).await.unwrap();
+    let wh = Warehouse::connect(local.connect_options(), 2)
+        .await
+        .unwrap();
 
     // The submitter exits as soon as the server runs the statement.
     let (mut child, h) = submit(&url, "r1", "sleep", "select pg_sleep(5)", false);
     assert!(child.wait().unwrap().success());
-    assert_eq!(track::poll(&wh, &h).await.unwrap(), State::Running, "polled while it sleeps");
+    assert_eq!(
+        track::poll(&wh, &h).await.unwrap(),
+        State::Running,
+        "polled while it sleeps"
+    );
     let started = Instant::now();
     assert!(matches!(wait_final(&wh, &h).await, State::Succeeded { .. }));
-    assert!(started.elapsed() >= Duration::from_secs(3), "it did run for the five seconds");
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "it did run for the five seconds"
+    );
 
     // A failing statement ends Failed, with its SQLSTATE when the submitter is there to see it.
     let (mut child, h) = submit(&url, "r1", "fail", "select 1/0", true);
@@ -66,7 +99,11 @@ async fn a_statement_submitted_by_one_process_is_polled_by_another() {
         if !wait {
             assert!(child.wait().unwrap().success());
         }
-        let out = stdout_ok(etl().args(["statement", "cancel", "--database-url", &url]).arg(serde_json::to_string(&h).unwrap()));
+        let out = stdout_ok(
+            etl()
+                .args(["statement", "cancel", "--database-url", &url])
+                .arg(serde_json::to_string(&h).unwrap()),
+        );
         assert!(out.is_empty());
         assert_eq!(wait_final(&wh, &h).await, State::Cancelled, "{step}");
         if wait {
@@ -87,11 +124,19 @@ async fn a_statement_submitted_by_one_process_is_polled_by_another() {
 async fn the_truth_survives_a_killed_submitter() {
     let local = server().await;
     let url = local.url();
-    let wh = Warehouse::connect(local.connect_options(), 2).await.unwrap();
+    let wh = Warehouse::connect(local.connect_options(), 2)
+        .await
+        .unwrap();
     let c = client(&local).await;
     c.batch_execute("create table t (a int)").await.unwrap();
 
-    let (mut child, h) = submit(&url, "r2", "insert", "insert into t select g from generate_series(1, 3) g, pg_sleep(2)", true);
+    let (mut child, h) = submit(
+        &url,
+        "r2",
+        "insert",
+        "insert into t select g from generate_series(1, 3) g, pg_sleep(2)",
+        true,
+    );
     // Mid-statement: SIGKILL, no chance to clean up or journal anything.
     std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
@@ -105,7 +150,11 @@ async fn the_truth_survives_a_killed_submitter() {
     assert_eq!(row.get::<_, String>(0), "succeeded");
     assert!(row.get::<_, bool>(1));
     // ... and so do the rows.
-    let n: i64 = c.query_one("select count(*) from t", &[]).await.unwrap().get(0);
+    let n: i64 = c
+        .query_one("select count(*) from t", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 3);
 }
 
@@ -128,7 +177,10 @@ fn write_job(dir: &Path, second_sql: &str) {
     .unwrap();
 }
 
-async fn steps(c: &tokio_postgres::Client, run: &str) -> Vec<(String, String, Option<chrono::NaiveDateTime>, i32)> {
+async fn steps(
+    c: &tokio_postgres::Client,
+    run: &str,
+) -> Vec<(String, String, Option<chrono::NaiveDateTime>, i32)> {
     c.query("select step_id, status, started_at, attempts from etl_meta.steps where run_id = $1 order by seq", &[&run])
         .await
         .unwrap()
@@ -140,7 +192,14 @@ async fn steps(c: &tokio_postgres::Client, run: &str) -> Vec<(String, String, Op
 async fn dump(c: &tokio_postgres::Client) -> Vec<String> {
     let mut out = Vec::new();
     for t in ["s.t", "s.doubled", "s.log", "s.final"] {
-        for r in c.query(&format!("select row_to_json(x)::text from {t} x order by 1"), &[]).await.unwrap() {
+        for r in c
+            .query(
+                &format!("select row_to_json(x)::text from {t} x order by 1"),
+                &[],
+            )
+            .await
+            .unwrap()
+        {
             out.push(format!("{t}: {}", r.get::<_, String>(0)));
         }
     }
@@ -158,39 +217,81 @@ async fn resume_skips_what_succeeded_and_ends_like_a_clean_run() {
     let local = server().await;
     let url = local.url();
     let c = client(&local).await;
-    let out = run(etl().args(["run", "--database-url", &url, "--run-id", "resume-1"]).arg(&job));
+    let out = run(etl()
+        .args(["run", "--database-url", &url, "--run-id", "resume-1"])
+        .arg(&job));
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("two.sql statement 2 (line 2) failed"), "{err}");
     assert!(err.contains("SQLSTATE 42703"), "{err}");
-    assert!(err.contains("--run-id resume-1"), "the hint says how to resume: {err}");
+    assert!(
+        err.contains("--run-id resume-1"),
+        "the hint says how to resume: {err}"
+    );
     let before = steps(&c, "resume-1").await;
     assert_eq!(before.last().unwrap().1, "failed");
-    assert!(before[..before.len() - 1].iter().all(|s| s.1 == "succeeded"), "{before:?}");
+    assert!(
+        before[..before.len() - 1]
+            .iter()
+            .all(|s| s.1 == "succeeded"),
+        "{before:?}"
+    );
 
     // Fix the SQL and rerun with the same run id.
     write_job(dir.path(), good);
-    let out = run(etl().args(["run", "--database-url", &url, "--run-id", "resume-1"]).arg(&job));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("resuming run resume-1 (5 step(s) already done)"));
+    let out = run(etl()
+        .args(["run", "--database-url", &url, "--run-id", "resume-1"])
+        .arg(&job));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("resuming run resume-1 (5 step(s) already done)")
+    );
     let after = steps(&c, "resume-1").await;
     for (b, a) in before.iter().zip(&after).take(before.len() - 1) {
-        assert_eq!(b, a, "a step that succeeded was not run again (same start time, one attempt)");
+        assert_eq!(
+            b, a,
+            "a step that succeeded was not run again (same start time, one attempt)"
+        );
         assert_eq!(a.3, 1);
     }
     assert_eq!(after.last().unwrap().1, "succeeded");
-    assert_eq!(after.last().unwrap().3, 2, "the failed step ran a second time");
-    let status = stdout_ok(etl().args(["status", "resume-1", "--format", "json", "--database-url", &url]));
+    assert_eq!(
+        after.last().unwrap().3,
+        2,
+        "the failed step ran a second time"
+    );
+    let status = stdout_ok(etl().args([
+        "status",
+        "resume-1",
+        "--format",
+        "json",
+        "--database-url",
+        &url,
+    ]));
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status.as_array().unwrap().len(), after.len());
 
     // The same job run cleanly on another server gives identical tables.
     let clean = server().await;
-    let out = run(etl().args(["run", "--database-url", &clean.url()]).arg(&job));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(etl()
+        .args(["run", "--database-url", &clean.url()])
+        .arg(&job));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let resumed = dump(&c).await;
     assert_eq!(resumed, dump(&client(&clean).await).await);
-    assert!(resumed.iter().filter(|r| r.starts_with("s.t:")).count() == 3, "no duplicate rows: {resumed:?}");
+    assert!(
+        resumed.iter().filter(|r| r.starts_with("s.t:")).count() == 3,
+        "no duplicate rows: {resumed:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,19 +302,36 @@ async fn a_statement_past_its_timeout_is_cancelled_on_the_server() {
     let url = local.url();
     let started = Instant::now();
     let out = run(etl()
-        .args(["run", "--database-url", &url, "--statement-timeout", "1", "--run-id", "slow"])
+        .args([
+            "run",
+            "--database-url",
+            &url,
+            "--statement-timeout",
+            "1",
+            "--run-id",
+            "slow",
+        ])
         .arg(dir.path().join("job.json")));
     assert_eq!(out.status.code(), Some(1));
-    assert!(started.elapsed() < Duration::from_secs(20), "it did not wait for the sleep");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "it did not wait for the sleep"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("transform two.sql statement 1 (line 1) timed out after 1."), "{err}");
+    assert!(
+        err.contains("transform two.sql statement 1 (line 1) timed out after 1."),
+        "{err}"
+    );
     let c = client(&local).await;
     let running: i64 = c
         .query_one("select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(running, 0, "the statement is no longer running on the server");
+    assert_eq!(
+        running, 0,
+        "the statement is no longer running on the server"
+    );
     let row = c
         .query_one("select status, sqlstate from etl_meta.steps where run_id = 'slow' and step_id = 'transform:1:1'", &[])
         .await
@@ -244,7 +362,10 @@ async fn etl_cancel_stops_a_running_run() {
         if n == 1 {
             break;
         }
-        assert!(Instant::now() < deadline, "the run never reached its slow statement");
+        assert!(
+            Instant::now() < deadline,
+            "the run never reached its slow statement"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let out = run(etl().args(["cancel", "to-cancel", "--database-url", &url]));

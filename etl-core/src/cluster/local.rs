@@ -340,7 +340,11 @@ impl KeptServer {
             let owner = std::fs::metadata(&data)
                 .ok()
                 .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-                .and_then(|uid| nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten())
+                .and_then(|uid| {
+                    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                        .ok()
+                        .flatten()
+                })
                 .map_or_else(|| "postgres".to_owned(), |u| u.name);
             format!("runuser -u {owner} -- {base}")
         } else {

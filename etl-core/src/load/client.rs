@@ -13,10 +13,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{SinkExt as _, StreamExt as _};
-use object_store::{ObjectStore, ObjectStoreExt as _};
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt as _};
 
-use super::{Batch, CopyEncoding, LoadError, RowParser, binary_copy_header, binary_copy_trailer, parse_file};
+use super::{
+    Batch, CopyEncoding, LoadError, RowParser, binary_copy_header, binary_copy_trailer, parse_file,
+};
 use crate::error::{Error, Result};
 use crate::job::{Files, Job, Location, Table, local_files};
 use crate::storage::Store;
@@ -67,7 +69,10 @@ pub async fn resolve_files(job: &Job, table: &Table) -> Result<Vec<SourceFile>> 
         Location::Local(dir) => {
             let paths = local_files(dir, &table.files).map_err(missing)?;
             if paths.is_empty() {
-                return Err(missing(format!("no file in {} matches this prefix", dir.display())));
+                return Err(missing(format!(
+                    "no file in {} matches this prefix",
+                    dir.display()
+                )));
             }
             paths
                 .into_iter()
@@ -289,9 +294,10 @@ pub async fn copy_files(
         let parse = tokio::task::spawn_blocking(move || {
             let tx2 = tx.clone();
             let stats = parse_file(reader, &name, &parser, workers, &mut |batch| {
-                tx2.blocking_send(Message::Batch(batch)).map_err(|_| Error::Cancelled {
-                    context: format!("parsing {name}"),
-                })
+                tx2.blocking_send(Message::Batch(batch))
+                    .map_err(|_| Error::Cancelled {
+                        context: format!("parsing {name}"),
+                    })
             })?;
             let _ = tx.blocking_send(Message::FileDone(stats));
             Ok::<_, Error>(stats)

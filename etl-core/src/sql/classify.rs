@@ -26,9 +26,7 @@ pub fn needs_own_transaction(sql: &str) -> bool {
             | ["create", "unique", "index", "concurrently"]
             | ["drop", "index", "concurrently", ..]
             | ["reindex", ..]
-    ) || (w.first() == Some(&"alter")
-        && w.get(1) == Some(&"table")
-        && alter_table_needs_own(sql))
+    ) || (w.first() == Some(&"alter") && w.get(1) == Some(&"table") && alter_table_needs_own(sql))
 }
 
 /// `ALTER TABLE ... APPEND FROM` and `ALTER TABLE ... ALTER COLUMN` (Redshift).
@@ -50,7 +48,8 @@ fn leading_words(sql: &str, n: usize) -> Vec<String> {
                 i = memchr::memchr(b'\n', &bytes[i..]).map_or(bytes.len(), |k| i + k + 1);
             }
             b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i = memchr::memmem::find(&bytes[i + 2..], b"*/").map_or(bytes.len(), |k| i + 2 + k + 2);
+                i = memchr::memmem::find(&bytes[i + 2..], b"*/")
+                    .map_or(bytes.len(), |k| i + 2 + k + 2);
             }
             b if b.is_ascii_alphabetic() || b == b'_' => {
                 let start = i;

@@ -126,7 +126,12 @@ pub fn succeed_step_inline(dialect: Dialect, run_id: &str, step_id: &str) -> Str
 /// statement and its journal row commit together even if the client is gone by then; otherwise
 /// the statement alone (see [`super::needs_own_transaction`]). Returns the request and whether the
 /// journal update is in it.
-pub fn tracked_request(dialect: Dialect, statement: &str, run_id: &str, step_id: &str) -> (String, bool) {
+pub fn tracked_request(
+    dialect: Dialect,
+    statement: &str,
+    run_id: &str,
+    step_id: &str,
+) -> (String, bool) {
     if super::needs_own_transaction(statement) {
         (statement.to_owned(), false)
     } else {

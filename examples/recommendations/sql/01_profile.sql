@@ -3,7 +3,6 @@
 -- The averaged values are cast to decimal(18,6) first: Redshift's AVG of an integer is a truncated
 -- BIGINT and its AVG of a decimal(p,s) keeps scale s, where PostgreSQL's AVG is exact; with six
 -- decimals both round the same way in the casts to one and two decimals.
--- RAW is a reserved word in Redshift (ENCODE RAW): the input schema is always written "raw".
 
 create schema if not exists model;
 
@@ -20,8 +19,8 @@ select
     avg((b.amount + nvl(b.overage, 0))::decimal(18,6))::decimal(12,2) as avg_spend,
     max(b.plan_code)                                                  as current_plan,
     max(nvl(b.segment, 'unknown'))                                    as segment
-from "raw".usage u
-join "raw".billing b
+from staging.usage u
+join staging.billing b
   on b.customer_id = u.customer_id
  and b.month = u.month
 group by u.customer_id;

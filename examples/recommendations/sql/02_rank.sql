@@ -1,7 +1,6 @@
 -- Rank the active offers per customer: the expected monthly cost of an offer is its fee plus the
 -- data overage the customer's average usage would incur; offers that don't cover voice and SMS are
 -- skipped. Keep the three cheapest; ties go to the lower fee, then the offer code.
--- ("raw" is quoted: RAW is a reserved word in Redshift.)
 
 drop table if exists model.recommendations;
 
@@ -18,7 +17,7 @@ with costed as (
                 else 0 end)::decimal(12,2) as expected_monthly_cost,
         o.monthly_fee
     from model.customer_profile p
-    cross join "raw".offers o
+    cross join staging.offers o
     where o.active
       and o.voice_minutes >= p.avg_voice_minutes
       and o.sms_count >= p.avg_sms

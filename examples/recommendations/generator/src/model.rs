@@ -77,7 +77,7 @@ pub const PLANS: [Plan; 6] = [
     },
 ];
 
-/// One row of `raw.offers`.
+/// One row of `staging.offers`.
 #[derive(Debug, Clone)]
 pub struct Offer {
     pub code: String,
@@ -283,7 +283,7 @@ pub struct Customer {
     billing_only: bool,
 }
 
-/// A month of `raw.usage`; `None` fields are written empty.
+/// A month of `staging.usage`; `None` fields are written empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {
     pub data_mb: Option<u64>,
@@ -303,7 +303,7 @@ pub enum Text {
     Blank(&'static str),
 }
 
-/// A month of `raw.billing`.
+/// A month of `staging.billing`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bill {
     pub plan_code: Text,
@@ -445,14 +445,14 @@ impl Customer {
         }
     }
 
-    /// The `raw.usage` row for `month`, if the export has one.
+    /// The `staging.usage` row for `month`, if the export has one.
     pub fn usage(&self, month: u32) -> Option<Usage> {
         let present =
             !self.billing_only && month >= self.first_month && Some(month) != self.usage_gap;
         present.then(|| self.usage_values(month))
     }
 
-    /// The `raw.billing` row for `month`, if there is one.
+    /// The `staging.billing` row for `month`, if there is one.
     pub fn bill(&self, month: u32) -> Option<Bill> {
         if month < self.first_month || Some(month) == self.billing_gap {
             return None;

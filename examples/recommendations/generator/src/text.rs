@@ -119,7 +119,7 @@ impl<W: Write> Rows<W> {
     }
 }
 
-/// Writes `raw.usage` for the customers in `customers` (indexes); returns the data rows written.
+/// Writes `staging.usage` for the customers in `customers` (indexes); returns the data rows written.
 ///
 /// # Errors
 /// Those of `out`.
@@ -156,7 +156,7 @@ fn usage_row<W: Write>(w: &mut Rows<W>, id: u64, month: u32, u: &Usage) {
     w.opt_int(u.roaming_mb);
 }
 
-/// Writes `raw.billing` for the customers in `customers`; returns the data rows written.
+/// Writes `staging.billing` for the customers in `customers`; returns the data rows written.
 ///
 /// # Errors
 /// Those of `out`.
@@ -203,7 +203,7 @@ fn bill_row<W: Write>(w: &mut Rows<W>, id: u64, month: u32, b: &Bill) {
     w.text(b.segment);
 }
 
-/// Writes `raw.offers`; returns the data rows written.
+/// Writes `staging.offers`; returns the data rows written.
 ///
 /// # Errors
 /// Those of `out`.
