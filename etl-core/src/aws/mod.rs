@@ -21,8 +21,11 @@
 //! API failures become [`Error::Aws`] with `retryable` set for throttling, timeouts, network
 //! failures and server errors, so the state machine's `EtlRetryable` retries them.
 
+pub mod deploy;
 pub mod secrets;
+pub mod sfn;
 pub mod stack;
+pub mod stage;
 
 pub use aws_config::SdkConfig;
 /// The CloudFormation SDK, re-exported for callers that need its types.
