@@ -5,11 +5,17 @@
 #![forbid(unsafe_code)]
 
 mod conn;
+#[cfg(feature = "aws")]
+mod deploy_cmd;
 mod errors;
 mod output;
 mod plan_cmd;
 mod run_cmd;
+#[cfg(feature = "aws")]
+mod sfn_cmd;
 mod sql_cmd;
+#[cfg(feature = "aws")]
+mod stage_cmd;
 mod track_cmd;
 
 use std::process::ExitCode;
@@ -43,6 +49,18 @@ enum Command {
     /// Submit, poll, wait for or cancel one tracked statement (handles are JSON).
     #[command(subcommand)]
     Statement(track_cmd::StatementCommand),
+    /// Upload a job's input files (split for Redshift if asked), SQL and manifest to S3.
+    #[cfg(feature = "aws")]
+    Stage(stage_cmd::StageArgs),
+    /// Create or update the permanent stack (cfn/initial.yaml) through a change set.
+    #[cfg(feature = "aws")]
+    Deploy(deploy_cmd::DeployArgs),
+    /// Start a staged job on AWS (a Step Functions execution); print its ARN.
+    #[cfg(feature = "aws")]
+    Start(sfn_cmd::StartArgs),
+    /// Follow an execution state by state; exit 0 when it succeeded, 1 when it failed.
+    #[cfg(feature = "aws")]
+    Watch(sfn_cmd::WatchArgs),
 }
 
 /// What ended the command, mapped to the exit code.
@@ -110,6 +128,14 @@ fn main() -> ExitCode {
             Command::Status(args) => track_cmd::status(args).await,
             Command::Cancel(args) => track_cmd::cancel(args).await,
             Command::Statement(cmd) => track_cmd::statement(cmd).await,
+            #[cfg(feature = "aws")]
+            Command::Stage(args) => stage_cmd::run(args).await,
+            #[cfg(feature = "aws")]
+            Command::Deploy(args) => deploy_cmd::run(args).await,
+            #[cfg(feature = "aws")]
+            Command::Start(args) => sfn_cmd::start(args).await,
+            #[cfg(feature = "aws")]
+            Command::Watch(args) => sfn_cmd::watch(args).await,
         }
     });
     // Don't wait for connection tasks still winding down.

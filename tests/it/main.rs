@@ -2,6 +2,7 @@
 
 mod cli_plan;
 mod cli_sql;
+mod cloud;
 mod compat;
 mod copy_conformance;
 mod demo_check;

@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 
 use super::stack::Stacks;
 use super::{SdkConfig, code_and_message, sdk_error};
+use crate::Job;
 use crate::error::{Error, Result};
 use crate::job::IfExists;
 use crate::sql::S3Url;
@@ -152,6 +153,51 @@ pub fn default_execution_name(job_name: &str, now: DateTime<Utc>) -> String {
         .collect();
     base.truncate(80 - stamp.len() - 1);
     format!("{base}-{stamp}")
+}
+
+/// Reads and validates the job manifest at `url`, as `etl start` does before it starts anything:
+/// what it needs is the job's name and its cluster and concurrency settings. The input files and
+/// the transform SQL are not read (the functions do that); an `unload.query_file` is not read
+/// either (it is checked as if it were a query).
+///
+/// # Errors
+/// [`Error::InvalidJob`] for a missing or invalid manifest; [`Error::Storage`] when S3 cannot be
+/// read.
+pub async fn read_job(url: &S3Url) -> Result<Job> {
+    use object_store::ObjectStoreExt as _;
+    let origin = url.to_string();
+    let invalid = |message: String| Error::InvalidJob {
+        file: origin.clone().into(),
+        issues: vec![crate::error::ManifestIssue {
+            path: "$".into(),
+            message,
+        }],
+    };
+    let store = crate::storage::s3_store(url)?;
+    let path = object_store::path::Path::parse(url.key())
+        .map_err(|e| Error::invalid("S3 key", format!("{url}: {e}")))?;
+    let storage = |source| Error::Storage {
+        action: "cannot read",
+        location: origin.clone(),
+        source,
+    };
+    let bytes = match store.get(&path).await {
+        Ok(r) => r.bytes().await.map_err(storage)?,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(invalid(format!("the manifest {url} does not exist")));
+        }
+        Err(e) => return Err(storage(e)),
+    };
+    let mut text = String::from_utf8(bytes.to_vec())
+        .map_err(|_| invalid(format!("{url} is not UTF-8 text")))?;
+    if let Ok(mut raw) = serde_json::from_str::<Value>(&text)
+        && let Some(unload) = raw.get_mut("unload").and_then(Value::as_object_mut)
+        && unload.remove("query_file").is_some()
+    {
+        unload.insert("query".into(), json!("select 1"));
+        text = raw.to_string();
+    }
+    Job::parse(&text, &origin, std::path::Path::new(""))
 }
 
 /// The state machine's ARN from the permanent stack's `StateMachineArn` output.
