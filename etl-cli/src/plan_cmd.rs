@@ -75,6 +75,7 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
             iam_role: args.iam_role,
             unload_to: args.unload_to,
             text_copy: false,
+            copy_manifests: None,
         },
     )?;
     let mut out = std::io::stdout().lock();

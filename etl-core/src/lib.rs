@@ -45,6 +45,7 @@ pub mod load;
 pub mod pipeline;
 pub mod plan;
 pub mod sql;
+pub mod steps;
 pub mod storage;
 pub mod track;
 pub mod unload;

@@ -69,6 +69,10 @@ pub struct PlanOptions {
     pub unload_to: Option<S3Url>,
     /// Use PostgreSQL's text COPY format instead of binary for client-side loads.
     pub text_copy: bool,
+    /// Where Redshift reads the COPY manifests of tables given as a list of files:
+    /// [`copy_manifest_url`] below this location instead of the input (the state machine's functions
+    /// write them under the run's folder, the only place they may write).
+    pub copy_manifests: Option<S3Url>,
 }
 
 /// Where Redshift reads the COPY manifest of a table given as a list of files: next to the input,
@@ -168,7 +172,10 @@ pub fn build(job: &Job, dialect: Dialect, options: &PlanOptions) -> Result<Vec<S
                     }
                 };
                 let source = match &table.files {
-                    Files::List(_) => CopySource::Manifest(copy_manifest_url(input, table)),
+                    Files::List(_) => CopySource::Manifest(copy_manifest_url(
+                        options.copy_manifests.as_ref().unwrap_or(input),
+                        table,
+                    )),
                     Files::Prefix(p) => CopySource::Prefix(input.join(p)),
                 };
                 load_statements(table, &context, |target| Statement {

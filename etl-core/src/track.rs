@@ -503,3 +503,93 @@ pub async fn cancel(warehouse: &Warehouse, handle: &Handle) -> Result<bool> {
     }
     Ok(sent)
 }
+
+/// Submits a step made of several statements that must commit together — a load on Redshift:
+/// `[DELETE ...;] COPY ...;` or an upsert's statements — as one request `BEGIN; <statements>;
+/// <journal success>; COMMIT` (see [`sql::journal::tracked_block`]), and returns once the server
+/// has it, like [`submit`]: the data and the step's journal row commit together, so the warehouse
+/// records the step's success even when the submitter is gone. `statements` exclude `BEGIN` and
+/// `COMMIT`; `rows_of` is the index of the statement whose row count is the step's (the COPY).
+///
+/// # Errors
+/// [`Error::Connect`], or [`Error::Query`] when the journal cannot be written.
+pub async fn submit_block(
+    warehouse: &Warehouse,
+    run_id: &str,
+    step_id: &str,
+    seq: usize,
+    statements: &[&str],
+    rows_of: usize,
+) -> Result<Submitted> {
+    let request =
+        sql::journal::tracked_block(warehouse.dialect(), statements, run_id, step_id, true);
+    // `BEGIN` is the request's first command.
+    submit_request(warehouse, run_id, step_id, seq, request, true, rows_of + 1).await
+}
+
+/// [`submit`] for a prepared request: `in_block` says whether the request commits the journal
+/// row itself, `rows_index` which command's row count is the step's.
+async fn submit_request(
+    warehouse: &Warehouse,
+    run_id: &str,
+    step_id: &str,
+    seq: usize,
+    request: String,
+    in_block: bool,
+    rows_index: usize,
+) -> Result<Submitted> {
+    let dialect = warehouse.dialect();
+    let client = warehouse.connect_one().await?;
+    let label = journal::step_label(run_id, seq);
+    client
+        .batch_execute(&sql::set_label(dialect, &label))
+        .await
+        .map_err(db("label the session"))?;
+    let row = client
+        .query_one(&sql::session_info(dialect), &[])
+        .await
+        .map_err(db("read the session's PID"))?;
+    let pid: i32 = row.get(0);
+    let at: chrono::NaiveDateTime = row.get(1);
+    journal::start_step(&client, dialect, run_id, step_id, &label).await?;
+    let handle = Handle {
+        run_id: run_id.to_owned(),
+        step_id: step_id.to_owned(),
+        pid,
+        label,
+        submitted_at: at.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+        dialect,
+        in_block,
+    };
+    let task = tokio::spawn(async move {
+        let r = simple_query_rows(&client, &request, rows_index).await;
+        if r.is_err() {
+            let _ = client.batch_execute("ROLLBACK").await;
+        }
+        r.map_err(|e| DbError::from_pg(&e))
+    });
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) && !task.is_finished() {
+        if is_visible(warehouse, &handle).await {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(Submitted { handle, task })
+}
+
+impl std::fmt::Debug for Submitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Submitted")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Submitted {
+    /// Whether the statement's driver is done (the statement ended, or its connection broke):
+    /// [`Submitted::finish`] then returns at once.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod format;
 mod manifest;
+mod remote;
 pub mod types;
 
 pub use format::{Compression, DateFormat, Format, FormatSpec, TimeFormat};

@@ -220,6 +220,40 @@ pub fn list_load_errors() -> &'static str {
      ORDER BY filename, line_number LIMIT $3"
 }
 
+/// The request for a step of several statements that must commit together (a load on Redshift:
+/// `[DELETE ...;] COPY ...;` or an upsert's statements): `BEGIN; <statements>; <journal success>;
+/// COMMIT` in one simple-protocol request, so that the data and the journal row commit together
+/// even if the client is gone by then. `statements` exclude `BEGIN` and `COMMIT`.
+///
+/// With `copy_count`, on Redshift, the journal row also records `pg_last_copy_count()`, the rows
+/// loaded by the session's last COPY (Redshift's COPY command tag carries no row count; verify on
+/// a cluster). PostgreSQL has no such function: the submitter records the COPY's count itself.
+pub fn tracked_block(
+    dialect: Dialect,
+    statements: &[&str],
+    run_id: &str,
+    step_id: &str,
+    copy_count: bool,
+) -> String {
+    let mut out = String::from("BEGIN;\n");
+    for s in statements {
+        // The newline keeps a trailing `-- comment` from swallowing the `;`.
+        out.push_str(s);
+        out.push_str("\n;\n");
+    }
+    let mut done = succeed_step_inline(dialect, run_id, step_id);
+    if copy_count && dialect == Dialect::Redshift {
+        done = done.replacen(
+            " WHERE run_id = ",
+            ", rows = pg_last_copy_count() WHERE run_id = ",
+            1,
+        );
+    }
+    out.push_str(&done);
+    out.push_str(";\nCOMMIT");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,5 +302,34 @@ mod tests {
              WHERE run_id = 'r''1' AND step_id = 't\\\\x'"
         );
         assert!(insert_load_errors(Dialect::Postgres, 2).contains("($12, $13,"));
+    }
+
+    #[test]
+    fn blocks_commit_the_journal_with_the_data() {
+        let r = tracked_block(
+            Dialect::Redshift,
+            &[
+                "DELETE FROM \"s\".\"t\"",
+                "COPY \"s\".\"t\" FROM 's3://b/k' -- c",
+            ],
+            "r'1",
+            "load:s.t",
+            true,
+        );
+        assert!(
+            r.starts_with("BEGIN;\nDELETE FROM \"s\".\"t\"\n;\nCOPY"),
+            "{r}"
+        );
+        assert!(
+            r.contains("-- c\n;\nUPDATE etl_meta.steps SET status = 'succeeded'"),
+            "{r}"
+        );
+        assert!(
+            r.contains("rows = pg_last_copy_count() WHERE run_id = 'r''1'"),
+            "{r}"
+        );
+        assert!(r.ends_with(";\nCOMMIT"), "{r}");
+        let p = tracked_block(Dialect::Postgres, &["DELETE FROM t"], "r", "s", true);
+        assert!(!p.contains("pg_last_copy_count"), "{p}");
     }
 }

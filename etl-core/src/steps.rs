@@ -1,0 +1,694 @@
+//! One step of a job at a time, for an orchestrator that runs each step in its own invocation —
+//! the state machine's Lambda functions: create the tables ([`Runner::create_tables`]), load one
+//! table ([`Runner::load_table`]), submit a transform statement ([`Runner::submit_transform`]) or
+//! the unload ([`Runner::submit_unload`]); [`crate::track::poll`] tells how a submitted one stands.
+//!
+//! Every step is journaled (`etl_meta`, see [`crate::journal`]) under the run id it is given, and
+//! is safe to run again: a step the journal shows succeeded is not run twice, a step still running
+//! on the server is not submitted twice, and a step's data commits together with its journal row.
+//!
+//! The dialects differ where the warehouses do:
+//! - Redshift: a load is submitted as one request `BEGIN; [DELETE ...;] COPY ... FROM 's3://...';
+//!   <journal>; COMMIT` ([`crate::track::submit_block`]) and returns at once; a table given as a list
+//!   of files is read through a COPY manifest that the step writes under the run's folder
+//!   (`<runs>/<run id>/_manifests/<schema>.<table>.manifest`). Transforms and the UNLOAD are
+//!   submitted the same way ([`crate::track::submit`]).
+//! - PostgreSQL: there is no server-side COPY from S3 nor UNLOAD, so a load and the unload run
+//!   here, on the client, before the call returns: their handle is already final. Transforms are
+//!   submitted as on Redshift, after the compatibility rewrite ([`sql::compat`]).
+//!
+//! ```no_run
+//! # async fn demo(job: &etl_core::Job, warehouse: &etl_core::warehouse::Warehouse) -> etl_core::Result<()> {
+//! use etl_core::steps::{Runner, StepOptions};
+//! let runner = Runner::new(job, warehouse, "run-1", StepOptions::default())?;
+//! let plan = runner.create_tables().await?;
+//! for table in &plan.tables {
+//!     let submission = runner.load_table(table.index).await?;
+//!     let state = etl_core::track::poll(warehouse, submission.handle()).await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt as _, PutPayload};
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::job::{Files, Job, Table};
+use crate::journal::{self, Status};
+use crate::load::RowParser;
+use crate::load::client::{self, LoadFailure, LoadSettings, SourceFile};
+use crate::plan::{self, PlanOptions, Step, StepKind};
+use crate::sql::{self, Dialect, IamRole, S3Url};
+use crate::track::{self, Handle, Submitted};
+use crate::warehouse::Warehouse;
+
+/// Settings of a stepwise run that are not in the manifest.
+#[derive(Debug, Clone, Default)]
+pub struct StepOptions {
+    /// `IAM_ROLE` of Redshift's COPY and UNLOAD, replacing the job's.
+    pub iam_role: Option<IamRole>,
+    /// Where runs write their files (`s3://bucket/prefix/runs/`): a Redshift load of a list of
+    /// files writes its COPY manifest below `<runs_url><run id>/`. Without it, the manifests go next
+    /// to the input, as `etl plan` shows them.
+    pub runs_url: Option<S3Url>,
+    /// Client-side load settings (PostgreSQL).
+    pub load: LoadSettings,
+}
+
+/// One table of the load plan: its position is what [`Runner::load_table`] takes back.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableRef {
+    /// Schema name.
+    pub schema: String,
+    /// Table name.
+    pub table: String,
+    /// Position in the manifest's tables (0-based).
+    pub index: usize,
+}
+
+/// What [`Runner::create_tables`] reports: the tables to load and the number of transform
+/// statements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TablesPlan {
+    /// Every table, in manifest order.
+    pub tables: Vec<TableRef>,
+    /// Transform statements, across all transform files.
+    pub transform_count: usize,
+}
+
+/// A step handed to the warehouse.
+#[derive(Debug)]
+pub enum Submission {
+    /// Submitted by this call and running on its own connection: keep it to learn how it ends
+    /// ([`Submitted::finish`]), or drop it — the statement goes on and journals its own success.
+    Submitted(Submitted),
+    /// Nothing is running on this process's behalf: the step ran here (client-side), or an earlier
+    /// attempt's statement is still running or done. Poll the handle.
+    Known(Handle),
+}
+
+impl Submission {
+    /// The handle to poll.
+    pub fn handle(&self) -> &Handle {
+        match self {
+            Submission::Submitted(s) => &s.handle,
+            Submission::Known(h) => h,
+        }
+    }
+}
+
+/// The steps of one job on one warehouse under one run id.
+#[derive(Debug)]
+pub struct Runner<'a> {
+    job: &'a Job,
+    warehouse: &'a Warehouse,
+    run_id: String,
+    steps: Vec<Step>,
+    options: StepOptions,
+}
+
+fn db(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
+    move |e| Error::query(context, &e)
+}
+
+impl<'a> Runner<'a> {
+    /// Plans `job` for the warehouse's dialect.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad run id; [`Error::InvalidJob`] when the job cannot run on
+    /// this warehouse (a local input on Redshift, names PostgreSQL would truncate).
+    pub fn new(
+        job: &'a Job,
+        warehouse: &'a Warehouse,
+        run_id: &str,
+        options: StepOptions,
+    ) -> Result<Self> {
+        journal::check_run_id(run_id)?;
+        let dialect = warehouse.dialect();
+        if dialect == Dialect::Postgres {
+            job.check_postgres()?;
+        }
+        let plan_options = PlanOptions {
+            iam_role: options.iam_role.clone(),
+            copy_manifests: options
+                .runs_url
+                .as_ref()
+                .map(|r| r.join(&format!("{run_id}/"))),
+            ..PlanOptions::default()
+        };
+        let steps = plan::build(job, dialect, &plan_options)?;
+        Ok(Runner {
+            job,
+            warehouse,
+            run_id: run_id.to_owned(),
+            steps,
+            options,
+        })
+    }
+
+    /// The plan's steps.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The number of transform statements.
+    pub fn transform_count(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.kind, StepKind::Transform { .. }))
+            .count()
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.warehouse.dialect()
+    }
+
+    /// The tables to load, in manifest order.
+    pub fn tables(&self) -> Vec<TableRef> {
+        self.job
+            .tables
+            .iter()
+            .enumerate()
+            .map(|(index, t)| TableRef {
+                schema: t.name.schema.as_str().to_owned(),
+                table: t.name.table.as_str().to_owned(),
+                index,
+            })
+            .collect()
+    }
+
+    /// Creates the journal, registers the run and its steps, installs the compatibility functions
+    /// on PostgreSQL, and runs the create-tables step (schemas and tables, `IF NOT EXISTS`, in one
+    /// transaction with its journal row) unless the journal shows it done.
+    ///
+    /// # Errors
+    /// [`Error::Connect`], [`Error::Query`] (journaled as the step's failure), [`Error::InvalidInput`]
+    /// when the run id belongs to another job.
+    pub async fn create_tables(&self) -> Result<TablesPlan> {
+        let dialect = self.dialect();
+        let conn = self.warehouse.get().await?;
+        journal::ensure(&**conn).await?;
+        if dialect == Dialect::Postgres {
+            // Redshift's functions for the transforms (NVL, DATEADD, GETDATE, ...): idempotent.
+            conn.batch_execute(&format!(
+                "BEGIN;\n{}\nCOMMIT",
+                sql::compat::POSTGRES_COMPAT_SQL
+            ))
+            .await
+            .map_err(db(
+                "install the Redshift compatibility functions (sql/compat/postgres.sql)",
+            ))?;
+        }
+        let ids: Vec<(String, usize)> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i + 1))
+            .collect();
+        let start =
+            journal::begin_run(&**conn, dialect, &self.run_id, &self.job.name, &ids).await?;
+        let plan = TablesPlan {
+            tables: self.tables(),
+            transform_count: self.transform_count(),
+        };
+        let Some((i, step)) = self.find(|k| *k == StepKind::CreateTables) else {
+            return Ok(plan);
+        };
+        if start.succeeded.contains(&step.id) {
+            tracing::info!(run = %self.run_id, "tables already created in this run");
+            return Ok(plan);
+        }
+        self.begin_step(&conn, i, step).await?;
+        let work = async {
+            for s in &step.statements {
+                if s.sql == "COMMIT" {
+                    journal::succeed_step(&**conn, dialect, &self.run_id, &step.id, None, None)
+                        .await?;
+                }
+                conn.batch_execute(&s.sql)
+                    .await
+                    .map_err(|e| Error::query(&s.context, &e))?;
+            }
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = work.await {
+            let _ = conn.batch_execute("ROLLBACK").await;
+            self.journal_failure(&step.id, &e, &[], None).await;
+            return Err(e);
+        }
+        Ok(plan)
+    }
+
+    /// Loads table `index` (its position in the manifest). Redshift: writes the COPY manifest if
+    /// the table is a list of files, submits the load and returns. PostgreSQL: loads it here, from
+    /// the job's input (S3 or a folder), and returns a handle whose state is final — `Failed` when
+    /// rows were rejected past MAXERROR or the server refused the data.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an index out of range; [`Error::InvalidJob`] when the table's
+    /// files are missing; [`Error::Connect`], [`Error::Storage`]; any error a retry may fix.
+    pub async fn load_table(&self, index: usize) -> Result<Submission> {
+        let Some((i, step)) = self.find(|k| *k == StepKind::Load(index)) else {
+            return Err(Error::invalid(
+                "table index",
+                format!(
+                    "{index} is out of range: the job has {} table(s)",
+                    self.job.tables.len()
+                ),
+            ));
+        };
+        if let Some(handle) = self.earlier_attempt(i, step, true).await? {
+            return Ok(Submission::Known(handle));
+        }
+        let table = &self.job.tables[index];
+        match self.dialect() {
+            Dialect::Redshift => {
+                if let (Files::List(_), Some(runs)) = (&table.files, &self.options.runs_url) {
+                    self.write_copy_manifest(table, &runs.join(&format!("{}/", self.run_id)))
+                        .await?;
+                }
+                let inner: Vec<&str> = step
+                    .statements
+                    .iter()
+                    .map(|s| s.sql.as_str())
+                    .filter(|s| *s != "BEGIN" && *s != "COMMIT")
+                    .collect();
+                let rows_of = inner
+                    .iter()
+                    .position(|s| s.starts_with("COPY "))
+                    .unwrap_or(0);
+                let submitted = track::submit_block(
+                    self.warehouse,
+                    &self.run_id,
+                    &step.id,
+                    i + 1,
+                    &inner,
+                    rows_of,
+                )
+                .await?;
+                Ok(Submission::Submitted(submitted))
+            }
+            Dialect::Postgres => self.load_here(i, step, table).await.map(Submission::Known),
+        }
+    }
+
+    /// Submits transform statement `index` (0-based, across all transform files).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for an index out of range; [`Error::Connect`], [`Error::Query`].
+    pub async fn submit_transform(&self, index: usize) -> Result<Submission> {
+        let found = self
+            .steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s.kind, StepKind::Transform { .. }))
+            .nth(index);
+        let Some((i, step)) = found else {
+            return Err(Error::invalid(
+                "transform index",
+                format!(
+                    "{index} is out of range: the job has {} transform statement(s)",
+                    self.transform_count()
+                ),
+            ));
+        };
+        let statement = match self.dialect() {
+            Dialect::Postgres => {
+                sql::compat::rewrite_for_postgres(&step.statements[0].sql).into_owned()
+            }
+            Dialect::Redshift => step.statements[0].sql.clone(),
+        };
+        let in_block = !sql::needs_own_transaction(&statement);
+        if let Some(handle) = self.earlier_attempt(i, step, in_block).await? {
+            return Ok(Submission::Known(handle));
+        }
+        let submitted =
+            track::submit(self.warehouse, &self.run_id, &step.id, i + 1, &statement).await?;
+        Ok(Submission::Submitted(submitted))
+    }
+
+    /// Submits the unload (Redshift), or runs it here (PostgreSQL: `COPY (query) TO STDOUT` written
+    /// in UNLOAD's file layout, to S3 or a folder), returning a final handle. A job without an
+    /// unload gets a step that succeeds at once.
+    ///
+    /// # Errors
+    /// [`Error::Connect`], [`Error::Query`], [`Error::Storage`].
+    pub async fn submit_unload(&self) -> Result<Submission> {
+        let Some((i, step)) = self.find(|k| *k == StepKind::Unload) else {
+            return self.nothing_to_unload().await.map(Submission::Known);
+        };
+        let statement = &step.statements[0].sql;
+        let in_block = match self.dialect() {
+            Dialect::Redshift => !sql::needs_own_transaction(statement),
+            Dialect::Postgres => false,
+        };
+        if let Some(handle) = self.earlier_attempt(i, step, in_block).await? {
+            return Ok(Submission::Known(handle));
+        }
+        match self.dialect() {
+            Dialect::Redshift => {
+                let submitted =
+                    track::submit(self.warehouse, &self.run_id, &step.id, i + 1, statement).await?;
+                Ok(Submission::Submitted(submitted))
+            }
+            Dialect::Postgres => self.unload_here(i, step).await.map(Submission::Known),
+        }
+    }
+
+    fn find(&self, pred: impl Fn(&StepKind) -> bool) -> Option<(usize, &Step)> {
+        self.steps.iter().enumerate().find(|(_, s)| pred(&s.kind))
+    }
+
+    /// Registers the step in the journal (and the run, if create-tables has not): idempotent.
+    async fn register(&self, i: usize, step: &Step) -> Result<()> {
+        let conn = self.warehouse.get().await?;
+        journal::begin_run(
+            &**conn,
+            self.dialect(),
+            &self.run_id,
+            &self.job.name,
+            &[(step.id.clone(), i + 1)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// What an earlier attempt of this step left: a handle when the journal shows it succeeded, or
+    /// running and the server agrees; `None` when it must be (re)submitted. Registers the step when
+    /// the journal does not know it (journal writes are kept to what is needed: on Redshift,
+    /// concurrent writers of one table wait for each other).
+    async fn earlier_attempt(
+        &self,
+        i: usize,
+        step: &Step,
+        in_block: bool,
+    ) -> Result<Option<Handle>> {
+        let conn = self.warehouse.get().await?;
+        let row = conn
+            .query_opt(sql::journal::step_row(), &[&self.run_id, &step.id])
+            .await
+            .map_err(db("read the journal"))?;
+        drop(conn);
+        let Some(row) = row else {
+            // Not registered (create-tables ran under another run id, or not at all).
+            self.register(i, step).await?;
+            return Ok(None);
+        };
+        let status = Status::parse(&row.get::<_, String>(0));
+        if !matches!(status, Some(Status::Succeeded | Status::Running)) {
+            return Ok(None);
+        }
+        let started: Option<chrono::NaiveDateTime> = row.get(3);
+        let handle = Handle {
+            run_id: self.run_id.clone(),
+            step_id: step.id.clone(),
+            pid: row.get::<_, Option<i32>>(1).unwrap_or(0),
+            label: row
+                .get::<_, Option<String>>(2)
+                .unwrap_or_else(|| journal::step_label(&self.run_id, i + 1)),
+            submitted_at: started
+                .unwrap_or_default()
+                .format("%Y-%m-%d %H:%M:%S%.6f")
+                .to_string(),
+            dialect: self.dialect(),
+            in_block,
+        };
+        if status == Some(Status::Succeeded) {
+            tracing::info!(step = %step.id, "already succeeded in this run");
+            return Ok(Some(handle));
+        }
+        match track::poll(self.warehouse, &handle).await? {
+            track::State::Running => {
+                tracing::info!(step = %step.id, pid = handle.pid, "an earlier attempt is still running");
+                Ok(Some(handle))
+            }
+            track::State::Succeeded { .. } => Ok(Some(handle)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn begin_step(&self, client: &Client, i: usize, step: &Step) -> Result<Handle> {
+        let dialect = self.dialect();
+        let label = journal::step_label(&self.run_id, i + 1);
+        client
+            .batch_execute(&sql::set_label(dialect, &label))
+            .await
+            .map_err(db("label the session"))?;
+        let row = client
+            .query_one(&sql::session_info(dialect), &[])
+            .await
+            .map_err(db("read the session's PID"))?;
+        let at: chrono::NaiveDateTime = row.get(1);
+        journal::start_step(client, dialect, &self.run_id, &step.id, &label).await?;
+        Ok(Handle {
+            run_id: self.run_id.clone(),
+            step_id: step.id.clone(),
+            pid: row.get(0),
+            label,
+            submitted_at: at.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+            dialect,
+            in_block: true,
+        })
+    }
+
+    /// Journals a failure on a fresh connection (the step's own may be broken).
+    async fn journal_failure(
+        &self,
+        step_id: &str,
+        error: &Error,
+        errors: &[crate::load::LoadError],
+        rejected: Option<(u64, &Table)>,
+    ) {
+        let Ok(conn) = self.warehouse.get().await else {
+            return;
+        };
+        let status = if error.kind() == crate::ErrorKind::Cancelled {
+            Status::Cancelled
+        } else {
+            Status::Failed
+        };
+        if let Some((_, table)) = rejected
+            && !errors.is_empty()
+        {
+            let _ = journal::insert_load_errors(
+                &**conn,
+                self.dialect(),
+                &self.run_id,
+                step_id,
+                &table.name.to_string(),
+                errors,
+            )
+            .await;
+        }
+        let rejected = rejected.map(|(n, _)| n).filter(|n| *n > 0);
+        let _ = journal::fail_step(
+            &**conn,
+            self.dialect(),
+            &self.run_id,
+            step_id,
+            status,
+            error,
+            rejected,
+        )
+        .await;
+    }
+
+    /// Writes the COPY manifest of a table given as a list of files, below `folder`, where the
+    /// plan's COPY reads it.
+    async fn write_copy_manifest(&self, table: &Table, folder: &S3Url) -> Result<()> {
+        let files = client::resolve_files(self.job, table).await?;
+        let body = copy_manifest(&files);
+        let url = plan::copy_manifest_url(folder, table);
+        let store = crate::storage::s3_store(&url)?;
+        store
+            .put(&ObjectPath::from(url.key()), PutPayload::from(body))
+            .await
+            .map_err(|source| Error::Storage {
+                action: "cannot write the COPY manifest",
+                location: url.to_string(),
+                source,
+            })?;
+        tracing::info!(manifest = %url, files = files.len(), "wrote the COPY manifest");
+        Ok(())
+    }
+
+    /// A client-side load (PostgreSQL): the step's transaction with `COPY ... FROM STDIN` fed from
+    /// the table's files, and its journal row. A failure that a retry will not fix is journaled and
+    /// the handle returned (its state: `Failed`); others are returned as errors.
+    async fn load_here(&self, i: usize, step: &Step, table: &Table) -> Result<Handle> {
+        let dialect = self.dialect();
+        let files = client::resolve_files(self.job, table).await?;
+        let parser = RowParser::new(&table.columns, &table.format, self.options.load.encoding)
+            .map(Arc::new)
+            .map_err(|m| Error::invalid(format!("format of {}", table.name), m))?;
+        let conn = self.warehouse.get().await?;
+        let handle = self.begin_step(&conn, i, step).await?;
+        let mut loaded = None;
+        let step_id = step.id.as_str();
+        let failure = |error: Error| LoadFailure {
+            error,
+            rejected: 0,
+            errors: Vec::new(),
+        };
+        let work = async {
+            for s in &step.statements {
+                if s.copy_in {
+                    let r = client::copy_files(
+                        &conn,
+                        &s.sql,
+                        table,
+                        &files,
+                        Arc::clone(&parser),
+                        self.options.load,
+                        &|_: client::Progress| {},
+                    )
+                    .await?;
+                    loaded = Some(r);
+                    continue;
+                }
+                if s.sql == "COMMIT" {
+                    let r = loaded.as_ref();
+                    if let Some(r) = r
+                        && !r.errors.is_empty()
+                    {
+                        journal::insert_load_errors(
+                            &**conn,
+                            dialect,
+                            &self.run_id,
+                            step_id,
+                            &table.name.to_string(),
+                            &r.errors,
+                        )
+                        .await
+                        .map_err(failure)?;
+                    }
+                    journal::succeed_step(
+                        &**conn,
+                        dialect,
+                        &self.run_id,
+                        step_id,
+                        r.map(|r| r.rows),
+                        r.map(|r| r.rejected),
+                    )
+                    .await
+                    .map_err(failure)?;
+                }
+                conn.batch_execute(&s.sql)
+                    .await
+                    .map_err(|e| failure(Error::query(&s.context, &e)))?;
+            }
+            Ok::<_, LoadFailure>(())
+        };
+        match work.await {
+            Ok(()) => {
+                let r = loaded.unwrap_or_default();
+                tracing::info!(table = %table.name, rows = r.rows, rejected = r.rejected, files = r.files, "loaded");
+                Ok(handle)
+            }
+            Err(f) => {
+                let _ = conn.batch_execute("ROLLBACK").await;
+                drop(conn);
+                self.journal_failure(step_id, &f.error, &f.errors, Some((f.rejected, table)))
+                    .await;
+                settle(handle, f.error)
+            }
+        }
+    }
+
+    /// The unload on PostgreSQL, here and now, journaled.
+    async fn unload_here(&self, i: usize, step: &Step) -> Result<Handle> {
+        let Some(spec) = &self.job.unload else {
+            return self.nothing_to_unload().await;
+        };
+        let conn = self.warehouse.get().await?;
+        let handle = self.begin_step(&conn, i, step).await?;
+        let work = async {
+            let report = crate::unload::unload_postgres(
+                &conn,
+                spec,
+                &crate::unload::UnloadOptions::default(),
+                &tokio_util::sync::CancellationToken::new(),
+            )
+            .await?;
+            journal::succeed_step(
+                &**conn,
+                self.dialect(),
+                &self.run_id,
+                &step.id,
+                Some(report.rows),
+                None,
+            )
+            .await?;
+            Ok::<_, Error>(report)
+        };
+        match work.await {
+            Ok(report) => {
+                tracing::info!(rows = report.rows, files = report.files.len(), "unloaded");
+                Ok(handle)
+            }
+            Err(e) => {
+                drop(conn);
+                self.journal_failure(&step.id, &e, &[], None).await;
+                settle(handle, e)
+            }
+        }
+    }
+
+    /// A job without an unload: an `unload` step that succeeds at once, so that the state
+    /// machine's poll finds it.
+    async fn nothing_to_unload(&self) -> Result<Handle> {
+        let step = Step {
+            id: "unload".into(),
+            kind: StepKind::Unload,
+            statements: Vec::new(),
+        };
+        let i = self.steps.len();
+        self.register(i, &step).await?;
+        let conn = self.warehouse.get().await?;
+        let handle = self.begin_step(&conn, i, &step).await?;
+        journal::succeed_step(
+            &**conn,
+            self.dialect(),
+            &self.run_id,
+            &step.id,
+            Some(0),
+            None,
+        )
+        .await?;
+        Ok(handle)
+    }
+}
+
+/// After a step that ran here failed (and was journaled): an error a retry may fix is returned;
+/// any other is the step's outcome, which the handle's poll reports.
+fn settle(handle: Handle, error: Error) -> Result<Handle> {
+    if error.is_retryable() {
+        Err(error)
+    } else {
+        tracing::warn!(step = %handle.step_id, error = %journal::error_text(&error), "step failed");
+        Ok(handle)
+    }
+}
+
+/// The COPY manifest of a table's files
+/// (<https://docs.aws.amazon.com/redshift/latest/dg/loading-data-files-using-manifest.html>):
+/// every file mandatory, so a missing one fails the COPY instead of loading less.
+pub fn copy_manifest(files: &[SourceFile]) -> Vec<u8> {
+    let entries: Vec<serde_json::Value> = files
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "url": f.name,
+                "mandatory": true,
+                "meta": {"content_length": f.size},
+            })
+        })
+        .collect();
+    let mut body =
+        serde_json::to_vec_pretty(&serde_json::json!({ "entries": entries })).unwrap_or_default();
+    body.push(b'\n');
+    body
+}
