@@ -1,0 +1,5 @@
+//! `etl-statement-status`: see `asl/README.md` and [`etl_lambda::job::statement_status`].
+
+fn main() -> std::process::ExitCode {
+    etl_lambda::runtime::run("etl-statement-status", etl_lambda::job::statement_status)
+}
