@@ -7,6 +7,7 @@ mod compat;
 mod copy_conformance;
 mod demo_check;
 mod hostile;
+mod lambda;
 mod run;
 mod track;
 mod unload;
