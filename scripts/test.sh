@@ -5,6 +5,9 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 ensure_build_deps
+ensure_python
+# moto's server (S3, Secrets Manager, CloudFormation, Step Functions on 127.0.0.1) for the AWS tests.
+pip_install "moto.server=moto[server]"
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

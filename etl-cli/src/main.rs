@@ -11,6 +11,7 @@ mod errors;
 mod output;
 mod plan_cmd;
 mod run_cmd;
+mod server_cmd;
 #[cfg(feature = "aws")]
 mod sfn_cmd;
 mod sql_cmd;
@@ -42,6 +43,8 @@ enum Command {
     Sql(sql_cmd::SqlArgs),
     /// Print every statement a job would run, in order, without connecting to anything.
     Plan(plan_cmd::PlanArgs),
+    /// Start a throwaway PostgreSQL, print its URL, remove it on Ctrl-C.
+    Server(server_cmd::ServerArgs),
     /// Show runs (or one run's steps) from the journal (etl_meta).
     Status(track_cmd::StatusArgs),
     /// Cancel the running statements of a run.
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run_cmd::run(args).await,
             Command::Sql(args) => sql_cmd::run(args).await,
             Command::Plan(args) => plan_cmd::run(args),
+            Command::Server(args) => server_cmd::run(args).await,
             Command::Status(args) => track_cmd::status(args).await,
             Command::Cancel(args) => track_cmd::cancel(args).await,
             Command::Statement(cmd) => track_cmd::statement(cmd).await,

@@ -44,7 +44,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     concurrency: Option<usize>,
 
-    /// Parser threads per input file (default: the number of CPUs).
+    /// Parser worker threads per input file (default: the CPUs shared among the tables loading at
+    /// once).
     #[arg(long, value_name = "N")]
     workers: Option<usize>,
 
@@ -280,9 +281,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         })
     };
     let mut load = LoadSettings::default();
-    if let Some(w) = args.workers {
-        load.workers = w;
-    }
+    load.workers = args.workers;
     if args.text_copy {
         load.encoding = CopyEncoding::Text;
     }

@@ -235,7 +235,14 @@ async fn run_inner(
     for table in &job.tables {
         files.push(client::resolve_files(job, table).await?);
     }
-    let steps = plan::build(job, dialect, &PlanOptions::default())?;
+    let steps = plan::build(
+        job,
+        dialect,
+        &PlanOptions {
+            text_copy: options.load.encoding == crate::load::CopyEncoding::Text,
+            ..PlanOptions::default()
+        },
+    )?;
 
     let conn = warehouse.get().await?;
     journal::ensure(&**conn).await?;
@@ -313,6 +320,15 @@ async fn run_inner(
         .filter(|(i, s)| matches!(s.kind, StepKind::Load(_)) && !skip(*i, report))
         .map(|(i, _)| i)
         .collect();
+    // Parser threads: the CPUs shared among the tables loading at once.
+    let mut load_options = options.clone();
+    if load_options.load.workers.is_none() {
+        load_options.load.workers = Some(LoadSettings::auto_workers(concurrency.min(loads.len())));
+    }
+    let ctx = Ctx {
+        options: &load_options,
+        ..ctx
+    };
     let ctx_ref = &ctx;
     let files_ref = &files;
     let steps_ref = &steps;
