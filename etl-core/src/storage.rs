@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use futures::TryStreamExt as _;
 use object_store::ObjectStore;
+#[cfg(test)]
+use object_store::ObjectStoreExt as _;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -28,6 +30,14 @@ pub struct Store {
     pub display: String,
     /// Whether the location ends with `/` (a folder) rather than naming an object or a name prefix.
     pub is_dir: bool,
+    /// The absolute local path, for a local location.
+    pub(crate) local: Option<std::path::PathBuf>,
+}
+
+/// An S3 key as an object-store path, verbatim. (`ObjectPath::from` percent-encodes characters such
+/// as `%` and `|`, which would change the key; `parse` keeps it.)
+pub fn s3_key(key: &str) -> ObjectPath {
+    ObjectPath::parse(key).unwrap_or_else(|_| ObjectPath::from(key))
 }
 
 impl Store {
@@ -53,13 +63,15 @@ impl Store {
                     path,
                     display: p.display().to_string(),
                     is_dir,
+                    local: Some(abs),
                 })
             }
             Location::S3(url) => Ok(Store {
                 store: s3_store(url)?,
-                path: ObjectPath::from(url.key()),
+                path: s3_key(url.key()),
                 display: url.to_string(),
                 is_dir: url.key().ends_with('/') || url.key().is_empty(),
+                local: None,
             }),
         }
     }
@@ -67,20 +79,34 @@ impl Store {
     /// The object `relative` below this location (joined with `/` when this is a folder, appended
     /// as a name otherwise).
     pub fn child(&self, relative: &str) -> (ObjectPath, String) {
-        let base = self.path.as_ref();
-        let key = if base.is_empty() {
-            relative.to_owned()
-        } else if self.is_dir {
-            format!("{base}/{relative}")
-        } else {
-            format!("{base}{relative}")
+        let path = match &self.local {
+            // Local names are encoded by the object store (it decodes them back to file names).
+            Some(root) => {
+                let full = if self.is_dir {
+                    root.join(relative)
+                } else {
+                    std::path::PathBuf::from(format!("{}{relative}", root.display()))
+                };
+                ObjectPath::from_absolute_path(&full).unwrap_or_else(|_| ObjectPath::from(full.to_string_lossy().as_ref()))
+            }
+            None => {
+                let base = self.path.as_ref();
+                let key = if base.is_empty() {
+                    relative.to_owned()
+                } else if self.is_dir {
+                    format!("{base}/{relative}")
+                } else {
+                    format!("{base}{relative}")
+                };
+                s3_key(&key)
+            }
         };
         let display = if self.is_dir && !self.display.ends_with('/') {
             format!("{}/{relative}", self.display)
         } else {
             format!("{}{relative}", self.display)
         };
-        (ObjectPath::from(key), display)
+        (path, display)
     }
 
     /// Lists every object whose key starts with `prefix` (below this location), sorted by key,
@@ -147,6 +173,27 @@ pub fn s3_store(url: &S3Url) -> Result<Arc<dyn ObjectStore>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn s3_keys_are_kept_verbatim() {
+        let store = Store::open(&Location::S3(S3Url::parse("s3://bkt/in/").unwrap())).unwrap();
+        let (p, display) = store.child("_manifests/s.it%27s.manifest");
+        assert_eq!(p.as_ref(), "in/_manifests/s.it%27s.manifest");
+        assert_eq!(display, "s3://bkt/in/_manifests/s.it%27s.manifest");
+        let prefix = Store::open(&Location::S3(S3Url::parse("s3://bkt/out/res_").unwrap())).unwrap();
+        assert_eq!(prefix.child("0000_part_00").0.as_ref(), "out/res_0000_part_00");
+    }
+
+    #[tokio::test]
+    async fn local_names_with_odd_characters() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a%b|c.gz"), b"x").unwrap();
+        let store = Store::open(&Location::Local(dir.path().to_path_buf())).unwrap();
+        let (p, _) = store.child("a%b|c.gz");
+        let got = store.store.get(&p).await.unwrap().bytes().await.unwrap();
+        assert_eq!(&got[..], b"x");
+        assert_eq!(store.list_prefix("a%").await.unwrap().len(), 1);
+    }
 
     #[tokio::test]
     async fn local_prefix_listing_is_like_s3() {

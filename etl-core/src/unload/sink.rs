@@ -417,6 +417,7 @@ mod tests {
             path: ObjectPath::from("out/res_"),
             display: "mem://out/res_".into(),
             is_dir: false,
+            local: None,
         }
     }
 
