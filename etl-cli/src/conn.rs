@@ -1,4 +1,5 @@
-//! The connection flags shared by subcommands, following libpq: a URL, or the `PG*` variables.
+//! The connection flags shared by subcommands, following libpq: a URL, a Secrets Manager secret,
+//! or the `PG*` variables.
 
 use clap::Args;
 use etl_core::warehouse::ConnectOptions;
@@ -9,11 +10,37 @@ pub struct ConnArgs {
     /// postgres://user:password@host:port/dbname?sslmode=... (default: the PG* variables, as psql).
     #[arg(long, env = "DATABASE_URL", value_name = "URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// A Secrets Manager secret (ARN or name) holding the warehouse's `username`, `password`,
+    /// `host`, `port` and `dbname`, as Redshift stores them; TLS is verified (verify-full) unless
+    /// PGSSLMODE says otherwise.
+    #[cfg(feature = "aws")]
+    #[arg(long, value_name = "ARN", conflicts_with = "database_url")]
+    pub secret_id: Option<String>,
 }
 
 impl ConnArgs {
+    /// Whether the flags name a warehouse (rather than leaving it to the `PG*` variables).
+    pub fn given(&self) -> bool {
+        #[cfg(feature = "aws")]
+        if self.secret_id.is_some() {
+            return true;
+        }
+        self.database_url.is_some()
+    }
+
     /// The connection settings these flags select.
-    pub fn options(&self) -> etl_core::Result<ConnectOptions> {
+    pub async fn options(&self) -> etl_core::Result<ConnectOptions> {
+        #[cfg(feature = "aws")]
+        if let Some(id) = &self.secret_id {
+            let config = etl_core::aws::config().await;
+            let options = etl_core::aws::secrets::Secrets::new(config).connect_options(id).await?;
+            // libpq's PGSSLMODE still decides TLS (verify-full unless set), as in the Lambdas.
+            return match std::env::var("PGSSLMODE") {
+                Ok(mode) if !mode.is_empty() => Ok(options.with_sslmode(mode.parse()?)),
+                _ => Ok(options),
+            };
+        }
         match &self.database_url {
             Some(url) => ConnectOptions::from_url(url),
             None => ConnectOptions::from_env(),

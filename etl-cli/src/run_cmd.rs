@@ -252,17 +252,17 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         )),
         Some(t) => Some(Location::Local(PathBuf::from(t))),
     };
-    if args.keep && args.conn.database_url.is_some() {
+    if args.keep && args.conn.given() {
         return Err(Failure::Usage(anyhow::anyhow!(
-            "--keep keeps the throwaway PostgreSQL; it makes no sense with --database-url"
+            "--keep keeps the throwaway PostgreSQL; it makes no sense with --database-url or --secret-id"
         )));
     }
 
     let concurrency = args.concurrency.unwrap_or(job.concurrency).max(1);
     // The local server and its pool: one connection per table loading at once, and one spare.
-    let (local, options) = match &args.conn.database_url {
-        Some(_) => (None, args.conn.options()?),
-        None => {
+    let (local, options) = match args.conn.given() {
+        true => (None, args.conn.options().await?),
+        false => {
             eprintln!("starting a throwaway PostgreSQL…");
             let local = Local::start().await?;
             let options = local.connect_options();
@@ -328,9 +328,8 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     }
     let mut resume_with = args
         .conn
-        .database_url
-        .as_ref()
-        .map(|_| "--database-url <the same URL>".to_owned());
+        .given()
+        .then(|| "<the same --database-url or --secret-id>".to_owned());
     if let Some(local) = local {
         if args.keep {
             let kept = local.keep();

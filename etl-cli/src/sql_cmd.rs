@@ -104,7 +104,7 @@ fn command_tag(sql: &str, rows: u64) -> String {
 /// Runs `etl sql`.
 pub async fn run(args: SqlArgs) -> Result<(), Failure> {
     let scripts = scripts(&args).map_err(Failure::Usage)?;
-    let options = args.conn.options()?;
+    let options = args.conn.options().await?;
     let client = warehouse::connect(&options, Retry::NONE).await?;
     let dialect = warehouse::detect_dialect(&client).await?;
     let tls = warehouse::tls_connector(&options)?;

@@ -102,7 +102,7 @@ pub struct WaitArgs {
 }
 
 async fn warehouse(conn: &ConnArgs) -> Result<Warehouse, Failure> {
-    Ok(Warehouse::connect(conn.options()?, 2).await?)
+    Ok(Warehouse::connect(conn.options().await?, 2).await?)
 }
 
 fn read_handle(text: &str) -> anyhow::Result<Handle> {
