@@ -34,7 +34,9 @@ impl ConnArgs {
         #[cfg(feature = "aws")]
         if let Some(id) = &self.secret_id {
             let config = etl_core::aws::config().await;
-            let options = etl_core::aws::secrets::Secrets::new(config).connect_options(id).await?;
+            let options = etl_core::aws::secrets::Secrets::new(config)
+                .connect_options(id)
+                .await?;
             // libpq's PGSSLMODE still decides TLS (verify-full unless set), as in the Lambdas.
             return match std::env::var("PGSSLMODE") {
                 Ok(mode) if !mode.is_empty() => Ok(options.with_sslmode(mode.parse()?)),

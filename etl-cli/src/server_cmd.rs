@@ -33,7 +33,9 @@ pub async fn run(args: ServerArgs) -> Result<(), Failure> {
         writeln!(out, "{}", local.url())?;
         out.flush()?;
     }
-    eprintln!("a throwaway PostgreSQL is running; Ctrl-C (or SIGTERM) stops it and deletes its files");
+    eprintln!(
+        "a throwaway PostgreSQL is running; Ctrl-C (or SIGTERM) stops it and deletes its files"
+    );
     let mut term = signal(SignalKind::terminate()).map_err(anyhow::Error::from)?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

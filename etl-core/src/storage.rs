@@ -87,7 +87,8 @@ impl Store {
                 } else {
                     std::path::PathBuf::from(format!("{}{relative}", root.display()))
                 };
-                ObjectPath::from_absolute_path(&full).unwrap_or_else(|_| ObjectPath::from(full.to_string_lossy().as_ref()))
+                ObjectPath::from_absolute_path(&full)
+                    .unwrap_or_else(|_| ObjectPath::from(full.to_string_lossy().as_ref()))
             }
             None => {
                 let base = self.path.as_ref();
@@ -180,8 +181,12 @@ mod tests {
         let (p, display) = store.child("_manifests/s.it%27s.manifest");
         assert_eq!(p.as_ref(), "in/_manifests/s.it%27s.manifest");
         assert_eq!(display, "s3://bkt/in/_manifests/s.it%27s.manifest");
-        let prefix = Store::open(&Location::S3(S3Url::parse("s3://bkt/out/res_").unwrap())).unwrap();
-        assert_eq!(prefix.child("0000_part_00").0.as_ref(), "out/res_0000_part_00");
+        let prefix =
+            Store::open(&Location::S3(S3Url::parse("s3://bkt/out/res_").unwrap())).unwrap();
+        assert_eq!(
+            prefix.child("0000_part_00").0.as_ref(),
+            "out/res_0000_part_00"
+        );
     }
 
     #[tokio::test]

@@ -172,7 +172,9 @@ async fn libpq_variables_select_the_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secret_id_reads_the_connection_from_secrets_manager() {
     // Runs in a child process whose environment points the AWS SDK at moto.
-    let Some(_moto) = etl_tests::moto::s3_test("cli_sql::secret_id_reads_the_connection_from_secrets_manager") else {
+    let Some(_moto) =
+        etl_tests::moto::s3_test("cli_sql::secret_id_reads_the_connection_from_secrets_manager")
+    else {
         return;
     };
     let local = server().await;
@@ -188,15 +190,28 @@ async fn secret_id_reads_the_connection_from_secrets_manager() {
         .unwrap();
     let out = stdout_ok(
         etl()
-            .args(["sql", "--format", "csv", "--secret-id", "etl/cli-test", "-c", "select current_user as u"])
+            .args([
+                "sql",
+                "--format",
+                "csv",
+                "--secret-id",
+                "etl/cli-test",
+                "-c",
+                "select current_user as u",
+            ])
             .env("PGSSLMODE", "disable"),
     );
     assert_eq!(out, "u\netl\n");
     // Without the override TLS is verified, which this server cannot do: a clear failure, exit 2.
     let out = run(etl().args(["sql", "--secret-id", "etl/cli-test", "-c", "select 1"]));
     assert_eq!(out.status.code(), Some(2));
-    let out = run(etl().args(["sql", "--secret-id", "etl/missing", "-c", "select 1"]).env("PGSSLMODE", "disable"));
+    let out = run(etl()
+        .args(["sql", "--secret-id", "etl/missing", "-c", "select 1"])
+        .env("PGSSLMODE", "disable"));
     assert_ne!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("etl/missing") && err.contains("not found"), "{err}");
+    assert!(
+        err.contains("etl/missing") && err.contains("not found"),
+        "{err}"
+    );
 }

@@ -304,7 +304,9 @@ pub async fn copy_files(
         let reader = open(file).map_err(|e| LoadFailure::new(e, &report))?;
         let parser = Arc::clone(&parser);
         let name = file.name.clone();
-        let workers = settings.workers.unwrap_or_else(|| LoadSettings::auto_workers(1));
+        let workers = settings
+            .workers
+            .unwrap_or_else(|| LoadSettings::auto_workers(1));
         let parse = tokio::task::spawn_blocking(move || {
             let tx2 = tx.clone();
             let stats = parse_file(reader, &name, &parser, workers, &mut |batch| {
