@@ -280,11 +280,14 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
             }
         })
     };
-    let mut load = LoadSettings::default();
-    load.workers = args.workers;
-    if args.text_copy {
-        load.encoding = CopyEncoding::Text;
-    }
+    let load = LoadSettings {
+        workers: args.workers,
+        encoding: if args.text_copy {
+            CopyEncoding::Text
+        } else {
+            CopyEncoding::Binary
+        },
+    };
     let progress = Progress::new();
     let report = pipeline::run(
         &job,

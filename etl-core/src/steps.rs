@@ -315,12 +315,8 @@ impl<'a> Runner<'a> {
                 ),
             ));
         };
-        let statement = match self.dialect() {
-            Dialect::Postgres => {
-                sql::compat::rewrite_for_postgres(&step.statements[0].sql).into_owned()
-            }
-            Dialect::Redshift => step.statements[0].sql.clone(),
-        };
+        // The PostgreSQL plan already holds the transforms as rewritten for PostgreSQL.
+        let statement = step.statements[0].sql.clone();
         let in_block = !sql::needs_own_transaction(&statement);
         if let Some(handle) = self.earlier_attempt(i, step, in_block).await? {
             return Ok(Submission::Known(handle));

@@ -60,12 +60,36 @@ impl Default for Retry {
     }
 }
 
-/// Builds the TLS connector for `options.sslmode` (libpq semantics: `require` encrypts without
-/// checking the certificate, `verify-ca` checks the chain, `verify-full` also the host name).
+/// The TLS connector for `options.sslmode` (libpq semantics: `require` encrypts without checking the
+/// certificate, `verify-ca` checks the chain, `verify-full` also the host name). Built once per
+/// process and setting: building one loads the system's CA bundle, which costs tens of
+/// milliseconds — most of a Lambda's cold start.
 ///
 /// # Errors
 /// When the root certificate file cannot be read or parsed.
 pub fn tls_connector(options: &ConnectOptions) -> Result<MakeTlsConnector> {
+    type Key = (SslMode, Option<std::path::PathBuf>);
+    static CACHE: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<Key, MakeTlsConnector>>,
+    > = std::sync::OnceLock::new();
+    let key = (options.sslmode, options.ssl_root_cert.clone());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(c) = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&key)
+    {
+        return Ok(c.clone());
+    }
+    let connector = build_tls_connector(options)?;
+    cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(key, connector.clone());
+    Ok(connector)
+}
+
+fn build_tls_connector(options: &ConnectOptions) -> Result<MakeTlsConnector> {
     let mut builder = native_tls::TlsConnector::builder();
     match options.sslmode {
         SslMode::Disable | SslMode::Prefer | SslMode::Require => {
