@@ -64,6 +64,9 @@ fn parse_role(s: &str) -> Result<IamRole, String> {
 pub fn run(args: PlanArgs) -> Result<(), Failure> {
     let job = Job::from_path(&args.job)?;
     let dialect = Dialect::from(args.dialect);
+    for w in job.warnings() {
+        eprintln!("etl: note: {w}");
+    }
     if dialect == Dialect::Postgres {
         job.check_postgres()?;
     }

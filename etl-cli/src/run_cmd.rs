@@ -245,6 +245,9 @@ fn report_json(report: &RunReport) -> serde_json::Value {
 pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let job = Job::from_path(&args.job)?;
     job.check_postgres()?;
+    for w in job.warnings() {
+        eprintln!("etl: note: {w}");
+    }
     let unload_to = match &args.unload_to {
         None => None,
         Some(t) if t.starts_with("s3://") => Some(Location::S3(

@@ -426,6 +426,44 @@ impl Job {
         self.invalid(issues)
     }
 
+    /// Things that work but deserve a word: names that are Redshift reserved words (the engine
+    /// quotes them; SQL written by hand must too).
+    pub fn warnings(&self) -> Vec<ManifestIssue> {
+        let mut out = Vec::new();
+        let note = |path: String, name: &Ident| ManifestIssue {
+            path,
+            message: format!(
+                "{:?} is a Redshift reserved word: etl quotes it, write it quoted (\"{}\") in your SQL, or rename it",
+                name.as_str(),
+                name.as_str()
+            ),
+        };
+        let mut seen_schemas = HashSet::new();
+        for table in &self.tables {
+            let schema_path = table
+                .json_path
+                .rsplit_once(".tables")
+                .map_or("", |(s, _)| s);
+            if table.name.schema.is_redshift_reserved()
+                && seen_schemas.insert(table.name.schema.clone())
+            {
+                out.push(note(format!("{schema_path}.name"), &table.name.schema));
+            }
+            if table.name.table.is_redshift_reserved() {
+                out.push(note(format!("{}.name", table.json_path), &table.name.table));
+            }
+            for (i, c) in table.columns.iter().enumerate() {
+                if c.name.is_redshift_reserved() {
+                    out.push(note(
+                        format!("{}.columns[{i}].name", table.json_path),
+                        &c.name,
+                    ));
+                }
+            }
+        }
+        out
+    }
+
     /// Looks a table up by name.
     pub fn table(&self, name: &TableName) -> Option<&Table> {
         self.tables.iter().find(|t| &t.name == name)

@@ -420,3 +420,19 @@ fn local_inputs_are_checked_before_anything_runs() {
     let err = Job::read(&path).unwrap_err().to_string();
     assert!(err.contains("transform[0]: cannot read"), "{err}");
 }
+
+#[test]
+fn reserved_words_are_warned_about() {
+    let mut v = base();
+    v["schemas"][0]["name"] = json!("raw");
+    col(&mut v, 1)["name"] = json!("user");
+    let job = parse(&v).unwrap();
+    let w = job.warnings();
+    assert_eq!(w.len(), 2, "{w:#?}");
+    assert_eq!(w[0].path, "schemas[0].name");
+    assert!(w[0].message.contains("reserved word"));
+    assert_eq!(w[1].path, "schemas[0].tables[0].columns[1].name");
+    let mut plain = base();
+    plain["schemas"][0]["name"] = json!("stage");
+    assert!(parse(&plain).unwrap().warnings().is_empty());
+}

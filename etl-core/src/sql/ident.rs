@@ -13,6 +13,167 @@ pub const REDSHIFT_MAX_IDENT_BYTES: usize = 127;
 /// server, so local runs reject them instead.
 pub const POSTGRES_MAX_IDENT_BYTES: usize = 63;
 
+/// Redshift's reserved words, lower case, sorted.
+const REDSHIFT_RESERVED: &[&str] = &[
+    "aes128",
+    "aes256",
+    "all",
+    "allowoverwrite",
+    "analyse",
+    "analyze",
+    "and",
+    "any",
+    "array",
+    "as",
+    "asc",
+    "authorization",
+    "az64",
+    "backup",
+    "between",
+    "binary",
+    "blanksasnull",
+    "both",
+    "bytedict",
+    "bzip2",
+    "case",
+    "cast",
+    "check",
+    "collate",
+    "column",
+    "constraint",
+    "create",
+    "credentials",
+    "cross",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "current_user_id",
+    "default",
+    "deferrable",
+    "deflate",
+    "defrag",
+    "delta",
+    "delta32k",
+    "desc",
+    "disable",
+    "distinct",
+    "do",
+    "else",
+    "emptyasnull",
+    "enable",
+    "encode",
+    "encrypt",
+    "encryption",
+    "end",
+    "except",
+    "explicit",
+    "false",
+    "for",
+    "foreign",
+    "freeze",
+    "from",
+    "full",
+    "globaldict256",
+    "globaldict64k",
+    "grant",
+    "group",
+    "gzip",
+    "having",
+    "identity",
+    "ignore",
+    "ilike",
+    "in",
+    "initially",
+    "inner",
+    "intersect",
+    "interval",
+    "into",
+    "is",
+    "isnull",
+    "join",
+    "language",
+    "leading",
+    "left",
+    "like",
+    "limit",
+    "localtime",
+    "localtimestamp",
+    "lun",
+    "luns",
+    "lzo",
+    "lzop",
+    "minus",
+    "mostly16",
+    "mostly32",
+    "mostly8",
+    "natural",
+    "new",
+    "not",
+    "notnull",
+    "null",
+    "nulls",
+    "off",
+    "offline",
+    "offset",
+    "oid",
+    "old",
+    "on",
+    "only",
+    "open",
+    "or",
+    "order",
+    "outer",
+    "overlaps",
+    "parallel",
+    "partition",
+    "percent",
+    "permissions",
+    "pivot",
+    "placing",
+    "primary",
+    "raw",
+    "readratio",
+    "recover",
+    "references",
+    "rejectlog",
+    "resort",
+    "respect",
+    "restore",
+    "right",
+    "select",
+    "session_user",
+    "similar",
+    "snapshot",
+    "some",
+    "sysdate",
+    "system",
+    "table",
+    "tag",
+    "tdes",
+    "text255",
+    "text32k",
+    "then",
+    "timestamp",
+    "to",
+    "top",
+    "trailing",
+    "true",
+    "truncatecolumns",
+    "union",
+    "unique",
+    "unnest",
+    "unpivot",
+    "user",
+    "using",
+    "verbose",
+    "wallet",
+    "when",
+    "where",
+    "with",
+    "without",
+];
+
 /// A schema, table or column name that follows Redshift's rules for delimited identifiers.
 ///
 /// Invariants (checked by [`Ident::new`]):
@@ -61,6 +222,13 @@ impl Ident {
     /// The name as written (unquoted).
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether Redshift reserves this word
+    /// (<https://docs.aws.amazon.com/redshift/latest/dg/r_pg_keywords.html>). Quoted, it still works as
+    /// a name — the engine always quotes — but SQL written by hand must quote it too.
+    pub fn is_redshift_reserved(&self) -> bool {
+        REDSHIFT_RESERVED.binary_search(&self.0.as_str()).is_ok()
     }
 
     /// Whether PostgreSQL can hold this name without truncating it.
@@ -177,6 +345,17 @@ mod tests {
         }
         let err = Ident::new("é".repeat(64)).unwrap_err();
         assert!(err.contains("128 bytes"), "{err}");
+    }
+
+    #[test]
+    fn reserved_words() {
+        assert!(
+            REDSHIFT_RESERVED.windows(2).all(|w| w[0] < w[1]),
+            "sorted, for binary_search"
+        );
+        assert!(Ident::new("raw").unwrap().is_redshift_reserved());
+        assert!(Ident::new("user").unwrap().is_redshift_reserved());
+        assert!(!Ident::new("usage").unwrap().is_redshift_reserved());
     }
 
     #[test]
