@@ -19,29 +19,12 @@ use etl_lambda::job::{
 };
 use etl_lambda::stack::{self, CreateEvent, CreateOutput, DeleteOutput, JobRef, StackEvent};
 use etl_lambda::{ErrorName, HandlerError, Resources, Settings, WarehouseAddress};
+use etl_tests::aws::{asl_functions, create_secret, list, put};
 use etl_tests::moto::{self, S3Env};
-use object_store::ObjectStoreExt as _;
 use serde_json::{Value, json};
 
 // ------------------------------------------------------------------------------------------------
 // The contract with asl/etl.asl.json
-
-/// The binaries and their placeholders, from asl/README.md's "Functions" table.
-fn functions() -> BTreeMap<String, String> {
-    let readme = std::fs::read_to_string(etl_tests::repo_root().join("asl/README.md")).unwrap();
-    let mut out = BTreeMap::new();
-    for line in readme.lines().filter(|l| l.starts_with("| `etl-")) {
-        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-        let binary = cells[1].trim_matches('`');
-        let placeholder = cells[2]
-            .trim_matches('`')
-            .trim_start_matches("${")
-            .trim_end_matches('}');
-        out.insert(placeholder.to_owned(), binary.to_owned());
-    }
-    assert_eq!(out.len(), 8, "asl/README.md lists eight functions: {out:?}");
-    out
-}
 
 /// Deserializes `event` into the event type of `binary`'s handler and serializes it back.
 fn as_event(binary: &str, event: Value) -> Result<Value, serde_json::Error> {
@@ -264,7 +247,7 @@ fn asl_tasks_and_handlers_agree() {
         &std::fs::read_to_string(etl_tests::repo_root().join("asl/etl.asl.json")).unwrap(),
     )
     .unwrap();
-    let functions = functions();
+    let functions = asl_functions();
     let plan = sample_output("etl-create-tables");
     let context = json!({
         "Execution": {"Name": "exec-1"},
@@ -382,40 +365,6 @@ fn events_reject_renamed_and_unknown_fields() {
 
 // ------------------------------------------------------------------------------------------------
 // moto fixtures
-
-/// Creates a secret in moto and returns its ARN.
-async fn create_secret(name: &str, value: &Value) -> String {
-    let client = etl_core::aws::secretsmanager::Client::new(etl_core::aws::config().await);
-    let out = client
-        .create_secret()
-        .name(name)
-        .secret_string(value.to_string())
-        .send()
-        .await
-        .expect("moto creates the secret");
-    out.arn().expect("an ARN").to_owned()
-}
-
-async fn put(url: &str, body: Vec<u8>) {
-    let url = etl_core::sql::S3Url::parse(url).unwrap();
-    let store = etl_core::storage::s3_store(&url).unwrap();
-    store
-        .put(&object_store::path::Path::from(url.key()), body.into())
-        .await
-        .unwrap_or_else(|e| panic!("cannot upload {url}: {e}"));
-}
-
-async fn list(prefix: &str) -> Vec<String> {
-    let url = etl_core::sql::S3Url::parse(prefix).unwrap();
-    let store = etl_core::storage::Store::open(&etl_core::job::Location::S3(url)).unwrap();
-    store
-        .list_prefix("")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(p, _)| p.to_string())
-        .collect()
-}
 
 fn assert_endpoint_is_moto(env: &S3Env, config: &etl_core::aws::SdkConfig) {
     assert_eq!(

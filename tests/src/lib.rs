@@ -8,6 +8,7 @@ use std::process::{Command, Output};
 
 pub use etl_core::cluster::Local;
 
+pub mod aws;
 pub mod moto;
 
 /// The workspace root.
