@@ -1,5 +1,6 @@
 //! End-to-end tests: the `etl` binary and the library against real PostgreSQL servers.
 
+mod asl_exec;
 mod cli_plan;
 mod cli_sql;
 mod cloud;
