@@ -65,3 +65,9 @@ pip_install() {
   python3 -m pip install -q --disable-pip-version-check "${missing[@]}" 2>/dev/null \
     || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${missing[@]}"
 }
+
+ensure_node() {
+  # Node.js and npm for the ASL interpreter (aws-local-stepfunctions) and asl-validator.
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
+  apt_install nodejs npm
+}

@@ -6,6 +6,7 @@ cd "$ROOT"
 
 ensure_build_deps
 ensure_python
+ensure_node
 # moto's server (S3, Secrets Manager, CloudFormation, Step Functions on 127.0.0.1) for the AWS tests.
 pip_install "moto.server=moto[server]"
 

@@ -61,6 +61,10 @@ pub struct RunArgs {
     #[arg(long)]
     no_compat: bool,
 
+    /// Files of one table parsed at once (default 1; for measurements).
+    #[arg(long, hide = true, value_name = "N")]
+    parallel_files: Option<usize>,
+
     /// Stream rows in PostgreSQL's text COPY format instead of binary (for comparison).
     #[arg(long, hide = true)]
     text_copy: bool,
@@ -290,6 +294,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         } else {
             CopyEncoding::Binary
         },
+        parallel_files: args.parallel_files,
     };
     let progress = Progress::new();
     let report = pipeline::run(

@@ -151,7 +151,9 @@ fn postgres_plan_parses() {
         "REPLACE deletes, never truncates:\n{plan}"
     );
     assert!(
-        !stmts.iter().any(|s| s.trim_start().to_ascii_uppercase().starts_with("TRUNCATE")),
+        !stmts
+            .iter()
+            .any(|s| s.trim_start().to_ascii_uppercase().starts_with("TRUNCATE")),
         "no statement truncates (Redshift's TRUNCATE commits)"
     );
 }
