@@ -136,8 +136,11 @@ impl Observer for Progress {
                     if let Ok(mut active) = self.active.lock() {
                         active.insert(step.id.clone(), bar);
                     }
-                } else if let Some(b) = bytes {
-                    self.line(format!("{}: started ({})", step.id, human_bytes(b)));
+                } else {
+                    match bytes {
+                        Some(b) => self.line(format!("{}: started ({})", step.id, human_bytes(b))),
+                        None => self.line(format!("{}: started", step.id)),
+                    }
                 }
             }
             Event::Progress { step, progress } => {

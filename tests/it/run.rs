@@ -294,18 +294,25 @@ fn ctrl_c_cancels_and_stops_the_throwaway_server() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
+    // Read stderr as it comes; press Ctrl-C once the slow statement has started.
+    let stderr = child.stderr.take().unwrap();
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).unwrap();
-        s
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let line = line.unwrap();
+            if line.starts_with("transform:0:1: started") {
+                let _ = started_tx.send(());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
     });
-    // Wait until the slow statement runs (its step has started), then press Ctrl-C.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_dir(tmp.path()).unwrap().count() == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(1500));
+    started_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the slow statement started");
+    std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
