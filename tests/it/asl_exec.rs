@@ -879,7 +879,8 @@ async fn a_failing_transform_runs_the_cleanup_and_reports_the_sql_error() {
     assert!(broken >= 1, "{exec}");
     let cause = exec.cause();
     assert!(
-        cause.starts_with(&format!("transform statement {broken} (of ")),
+        // Counted from 1 for people; the event's index counts from 0.
+        cause.starts_with(&format!("transform statement {} of ", broken + 1)),
         "{exec}"
     );
     assert!(

@@ -550,7 +550,7 @@ impl Stacks {
                     let (code, message) = code_and_message(&e);
                     return Err(Error::StackFailed {
                         stack: request.name.clone(),
-                        status: "CreateStack refused".into(),
+                        status: "not created (CreateStack refused it)".into(),
                         reason: format!(
                             "{}: {}",
                             code.unwrap_or("?"),
