@@ -280,6 +280,35 @@ pub async fn fail_step<C: GenericClient>(
     Ok(())
 }
 
+/// Records a failed step — its rejected rows first, when it was a load — on a fresh connection
+/// (the step's own may be broken). Best effort: a journal that cannot be written must not hide the
+/// step's own error, which the caller reports.
+pub async fn record_failure(
+    warehouse: &crate::warehouse::Warehouse,
+    run_id: &str,
+    step_id: &str,
+    error: &Error,
+    load: Option<(&str, u64, &[LoadError])>,
+) {
+    let Ok(conn) = warehouse.get().await else {
+        return;
+    };
+    let dialect = warehouse.dialect();
+    let status = if error.kind() == crate::ErrorKind::Cancelled {
+        Status::Cancelled
+    } else {
+        Status::Failed
+    };
+    let mut rejected = None;
+    if let Some((table, n, errors)) = load {
+        if !errors.is_empty() {
+            let _ = insert_load_errors(&**conn, dialect, run_id, step_id, table, errors).await;
+        }
+        rejected = (n > 0).then_some(n);
+    }
+    let _ = fail_step(&**conn, dialect, run_id, step_id, status, error, rejected).await;
+}
+
 /// The error and its causes on one line, as stored in the journal.
 pub fn error_text(error: &Error) -> String {
     let mut text = error.to_string();

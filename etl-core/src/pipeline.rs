@@ -484,55 +484,15 @@ async fn rollback(client: &tokio_postgres::Client) {
     let _ = client.batch_execute("ROLLBACK").await;
 }
 
-/// Journals a failure on a fresh connection (the step's own may be broken).
-async fn journal_failure(
-    ctx: &Ctx<'_>,
-    step_id: &str,
-    error: &Error,
-    rejected: u64,
-    errors: &[LoadError],
-    table: Option<&str>,
-) {
-    let Ok(conn) = ctx.warehouse.get().await else {
-        return;
-    };
-    let status = if error.kind() == crate::ErrorKind::Cancelled {
-        Status::Cancelled
-    } else {
-        Status::Failed
-    };
-    if let Some(table) = table
-        && !errors.is_empty()
-    {
-        let _ =
-            journal::insert_load_errors(&**conn, ctx.dialect, ctx.run_id, step_id, table, errors)
-                .await;
-    }
-    let rejected = (rejected > 0).then_some(rejected);
-    let _ = journal::fail_step(
-        &**conn,
-        ctx.dialect,
-        ctx.run_id,
-        step_id,
-        status,
-        error,
-        rejected,
-    )
-    .await;
-}
-
 async fn begin_step(
     ctx: &Ctx<'_>,
     client: &tokio_postgres::Client,
     seq: usize,
     step: &Step,
 ) -> Result<()> {
-    let label = journal::step_label(ctx.run_id, seq);
-    client
-        .batch_execute(&sql::set_label(ctx.dialect, &label))
+    crate::track::begin(client, ctx.dialect, ctx.run_id, &step.id, seq, true)
         .await
-        .map_err(|e| Error::query("label the session", &e))?;
-    journal::start_step(client, ctx.dialect, ctx.run_id, &step.id, &label).await
+        .map(drop)
 }
 
 /// A step made of plain statements in one transaction (create tables).
@@ -562,7 +522,7 @@ async fn run_statements_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome 
         Err(e) => {
             rollback(&conn).await;
             let e = interpret(e, interrupt, &step.id, start);
-            journal_failure(ctx, &step.id, &e, 0, &[], None).await;
+            journal::record_failure(ctx.warehouse, ctx.run_id, &step.id, &e, None).await;
             Outcome::failed(start, e)
         }
     }
@@ -689,13 +649,13 @@ async fn load_step(
                 &format!("load {}", table.name),
                 start,
             );
-            journal_failure(
-                ctx,
+            let table_name = table.name.to_string();
+            journal::record_failure(
+                ctx.warehouse,
+                ctx.run_id,
                 step_id,
                 &e,
-                failure.rejected,
-                &failure.errors,
-                Some(&table.name.to_string()),
+                Some((&table_name, failure.rejected, &failure.errors)),
             )
             .await;
             Outcome {
@@ -736,7 +696,7 @@ async fn transform_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome {
         Err(e) => {
             rollback(&conn).await;
             let e = interpret(e, interrupt, &stmt.context, start);
-            journal_failure(ctx, &step.id, &e, 0, &[], None).await;
+            journal::record_failure(ctx.warehouse, ctx.run_id, &step.id, &e, None).await;
             Outcome::failed(start, e)
         }
     }
@@ -786,7 +746,7 @@ async fn unload_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome {
         },
         Err(e) => {
             let e = interpret(e, interrupt, "unload", start);
-            journal_failure(ctx, &step.id, &e, 0, &[], None).await;
+            journal::record_failure(ctx.warehouse, ctx.run_id, &step.id, &e, None).await;
             Outcome::failed(start, e)
         }
     }

@@ -427,30 +427,10 @@ impl<'a> Runner<'a> {
     }
 
     async fn begin_step(&self, client: &Client, i: usize, step: &Step) -> Result<Handle> {
-        let dialect = self.dialect();
-        let label = journal::step_label(&self.run_id, i + 1);
-        client
-            .batch_execute(&sql::set_label(dialect, &label))
-            .await
-            .map_err(db("label the session"))?;
-        let row = client
-            .query_one(&sql::session_info(dialect), &[])
-            .await
-            .map_err(db("read the session's PID"))?;
-        let at: chrono::NaiveDateTime = row.get(1);
-        journal::start_step(client, dialect, &self.run_id, &step.id, &label).await?;
-        Ok(Handle {
-            run_id: self.run_id.clone(),
-            step_id: step.id.clone(),
-            pid: row.get(0),
-            label,
-            submitted_at: at.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-            dialect,
-            in_block: true,
-        })
+        track::begin(client, self.dialect(), &self.run_id, &step.id, i + 1, true).await
     }
 
-    /// Journals a failure on a fresh connection (the step's own may be broken).
+    /// Journals a failure (see [`journal::record_failure`]).
     async fn journal_failure(
         &self,
         step_id: &str,
@@ -458,38 +438,11 @@ impl<'a> Runner<'a> {
         errors: &[crate::load::LoadError],
         rejected: Option<(u64, &Table)>,
     ) {
-        let Ok(conn) = self.warehouse.get().await else {
-            return;
-        };
-        let status = if error.kind() == crate::ErrorKind::Cancelled {
-            Status::Cancelled
-        } else {
-            Status::Failed
-        };
-        if let Some((_, table)) = rejected
-            && !errors.is_empty()
-        {
-            let _ = journal::insert_load_errors(
-                &**conn,
-                self.dialect(),
-                &self.run_id,
-                step_id,
-                &table.name.to_string(),
-                errors,
-            )
-            .await;
-        }
-        let rejected = rejected.map(|(n, _)| n).filter(|n| *n > 0);
-        let _ = journal::fail_step(
-            &**conn,
-            self.dialect(),
-            &self.run_id,
-            step_id,
-            status,
-            error,
-            rejected,
-        )
-        .await;
+        let table = rejected.map(|(_, t)| t.name.to_string());
+        let load = rejected
+            .zip(table.as_deref())
+            .map(|((n, _), name)| (name, n, errors));
+        journal::record_failure(self.warehouse, &self.run_id, step_id, error, load).await;
     }
 
     /// Writes the COPY manifest of a table given as a list of files, below `folder`, where the

@@ -167,8 +167,35 @@ pub async fn submit(
     seq: usize,
     statement: &str,
 ) -> Result<Submitted> {
-    let dialect = warehouse.dialect();
-    let client = warehouse.connect_one().await?;
+    let (request, in_block) =
+        sql::journal::tracked_request(warehouse.dialect(), statement, run_id, step_id);
+    // In a block, `BEGIN` is the request's first command and the statement's count is the second.
+    submit_request(
+        warehouse,
+        run_id,
+        step_id,
+        seq,
+        request,
+        in_block,
+        usize::from(in_block),
+    )
+    .await
+}
+
+/// Starts step `step_id` (number `seq`) of `run_id` on `client`'s session: labels the session,
+/// reads its PID and the server's clock, journals the start, and returns the handle that will find
+/// the statement the session runs next.
+///
+/// # Errors
+/// [`Error::Query`].
+pub async fn begin(
+    client: &Client,
+    dialect: Dialect,
+    run_id: &str,
+    step_id: &str,
+    seq: usize,
+    in_block: bool,
+) -> Result<Handle> {
     let label = journal::step_label(run_id, seq);
     client
         .batch_execute(&sql::set_label(dialect, &label))
@@ -178,37 +205,17 @@ pub async fn submit(
         .query_one(&sql::session_info(dialect), &[])
         .await
         .map_err(db("read the session's PID"))?;
-    let pid: i32 = row.get(0);
     let at: chrono::NaiveDateTime = row.get(1);
-    journal::start_step(&client, dialect, run_id, step_id, &label).await?;
-    let (request, in_block) = sql::journal::tracked_request(dialect, statement, run_id, step_id);
-    let handle = Handle {
+    journal::start_step(client, dialect, run_id, step_id, &label).await?;
+    Ok(Handle {
         run_id: run_id.to_owned(),
         step_id: step_id.to_owned(),
-        pid,
+        pid: row.get(0),
         label,
         submitted_at: at.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
         dialect,
         in_block,
-    };
-    let task = tokio::spawn(async move {
-        let r = simple_query_rows(&client, &request, usize::from(in_block)).await;
-        if r.is_err() {
-            let _ = client.batch_execute("ROLLBACK").await;
-        }
-        r.map_err(|e| DbError::from_pg(&e))
-    });
-    // Return once the server is running it (or already done with it), so that a poll from another
-    // process finds it.
-    let start = Instant::now();
-    // (Only look: a poll now could conclude "failed" from a session that has not started yet.)
-    while start.elapsed() < Duration::from_secs(10) && !task.is_finished() {
-        if is_visible(warehouse, &handle).await {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(Submitted { handle, task })
+    })
 }
 
 /// Whether the server shows the statement running, or the journal shows it finished.
@@ -538,29 +545,8 @@ async fn submit_request(
     in_block: bool,
     rows_index: usize,
 ) -> Result<Submitted> {
-    let dialect = warehouse.dialect();
     let client = warehouse.connect_one().await?;
-    let label = journal::step_label(run_id, seq);
-    client
-        .batch_execute(&sql::set_label(dialect, &label))
-        .await
-        .map_err(db("label the session"))?;
-    let row = client
-        .query_one(&sql::session_info(dialect), &[])
-        .await
-        .map_err(db("read the session's PID"))?;
-    let pid: i32 = row.get(0);
-    let at: chrono::NaiveDateTime = row.get(1);
-    journal::start_step(&client, dialect, run_id, step_id, &label).await?;
-    let handle = Handle {
-        run_id: run_id.to_owned(),
-        step_id: step_id.to_owned(),
-        pid,
-        label,
-        submitted_at: at.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
-        dialect,
-        in_block,
-    };
+    let handle = begin(&client, warehouse.dialect(), run_id, step_id, seq, in_block).await?;
     let task = tokio::spawn(async move {
         let r = simple_query_rows(&client, &request, rows_index).await;
         if r.is_err() {
@@ -568,6 +554,9 @@ async fn submit_request(
         }
         r.map_err(|e| DbError::from_pg(&e))
     });
+    // Return once the server is running it (or already done with it), so that a poll from another
+    // process finds it. (Only look: a poll now could conclude "failed" from a session that has not
+    // started yet.)
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(10) && !task.is_finished() {
         if is_visible(warehouse, &handle).await {

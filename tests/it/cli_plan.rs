@@ -4,26 +4,13 @@
 use std::path::Path;
 
 use etl_core::sql::{Dialect, split_statements};
-use etl_tests::{etl, repo_root, run, stdout_ok};
+use etl_tests::{etl, run, stdout_ok};
 use sqlparser::dialect::{PostgreSqlDialect, RedshiftSqlDialect};
 use sqlparser::parser::Parser;
 
-/// Copies the example job to a temporary folder with empty input files, so the plan does not need
-/// the generated data.
+/// The example job in a temporary folder with empty input files: the plan needs no data.
 fn example_job(dir: &Path) -> std::path::PathBuf {
-    let src = repo_root().join("examples/recommendations");
-    std::fs::copy(src.join("job.json"), dir.join("job.json")).unwrap();
-    std::fs::create_dir_all(dir.join("sql")).unwrap();
-    for f in std::fs::read_dir(src.join("sql")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), dir.join("sql").join(f.file_name())).unwrap();
-    }
-    for d in ["data/usage", "data/billing"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-        std::fs::write(dir.join(d).join("part-0000.txt.gz"), b"").unwrap();
-    }
-    std::fs::write(dir.join("data/offers.txt.gz"), b"").unwrap();
-    dir.join("job.json")
+    etl_tests::copy_example_job(dir, true)
 }
 
 /// Removes what sqlparser 0.64's Redshift dialect cannot parse although Redshift accepts it: a

@@ -581,18 +581,7 @@ async fn functions_with_a_constant_date_part_are_inlined() {
 
 /// The statements of the `create-tables` step of the example job's Postgres plan.
 fn example_create_tables(dir: &std::path::Path) -> String {
-    let src = repo_root().join("examples/recommendations");
-    std::fs::copy(src.join("job.json"), dir.join("job.json")).unwrap();
-    std::fs::create_dir_all(dir.join("sql")).unwrap();
-    for f in std::fs::read_dir(src.join("sql")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), dir.join("sql").join(f.file_name())).unwrap();
-    }
-    for d in ["data/usage", "data/billing"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-        std::fs::write(dir.join(d).join("part-0000.txt.gz"), b"").unwrap();
-    }
-    std::fs::write(dir.join("data/offers.txt.gz"), b"").unwrap();
+    etl_tests::copy_example_job(dir, true);
     let plan = stdout_ok(
         etl()
             .args(["plan", "--dialect", "postgres"])

@@ -9,13 +9,7 @@ use etl_tests::{bin, client, etl, repo_root, run, server, stdout_ok};
 
 /// A copy of the demo job with freshly generated data; returns the manifest path.
 fn demo(dir: &Path, generator_args: &[&str]) -> PathBuf {
-    let src = repo_root().join("examples/recommendations");
-    std::fs::copy(src.join("job.json"), dir.join("job.json")).unwrap();
-    std::fs::create_dir_all(dir.join("sql")).unwrap();
-    for f in std::fs::read_dir(src.join("sql")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), dir.join("sql").join(f.file_name())).unwrap();
-    }
+    let job = etl_tests::copy_example_job(dir, false);
     let out = run(std::process::Command::new(bin("etl-demo-data"))
         .arg("--out")
         .arg(dir.join("data"))
@@ -25,7 +19,7 @@ fn demo(dir: &Path, generator_args: &[&str]) -> PathBuf {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    dir.join("job.json")
+    job
 }
 
 #[test]

@@ -19,6 +19,26 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Copies the demo job (`examples/recommendations`: job.json and its SQL) into `dir`; returns the
+/// manifest's path. `empty_inputs` adds empty input files, for plans that need no data.
+pub fn copy_example_job(dir: &Path, empty_inputs: bool) -> PathBuf {
+    let src = repo_root().join("examples/recommendations");
+    std::fs::copy(src.join("job.json"), dir.join("job.json")).expect("copy job.json");
+    std::fs::create_dir_all(dir.join("sql")).expect("create sql/");
+    for f in std::fs::read_dir(src.join("sql")).expect("list the example's sql/") {
+        let f = f.expect("read the example's sql/");
+        std::fs::copy(f.path(), dir.join("sql").join(f.file_name())).expect("copy a SQL file");
+    }
+    if empty_inputs {
+        for d in ["data/usage", "data/billing"] {
+            std::fs::create_dir_all(dir.join(d)).expect("create an input folder");
+            std::fs::write(dir.join(d).join("part-0000.txt.gz"), b"").expect("write an input file");
+        }
+        std::fs::write(dir.join("data/offers.txt.gz"), b"").expect("write an input file");
+    }
+    dir.join("job.json")
+}
+
 /// The folder holding the workspace's binaries for this build profile (`target/debug`).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
