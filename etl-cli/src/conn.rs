@@ -19,6 +19,11 @@ pub struct ConnArgs {
     pub secret_id: Option<String>,
 }
 
+/// How long the CLI retries a connection: long enough for a server that is starting, short enough
+/// that a wrong address fails while the user is still looking (the Lambdas wait for a new
+/// cluster's DNS name much longer).
+pub const CONNECT_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
+
 impl ConnArgs {
     /// Whether the flags name a warehouse (rather than leaving it to the `PG*` variables).
     pub fn given(&self) -> bool {

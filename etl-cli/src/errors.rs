@@ -1,9 +1,18 @@
 //! Printing errors: one `etl: ` line with the whole cause chain, each thing said once, then the
 //! server's detail and hint, and where in the statement the server pointed.
 
-/// Prints `e` to stderr.
+/// Prints `e` to stderr, with what to check when the warehouse could not be reached.
 pub fn print(e: &anyhow::Error) {
     eprintln!("etl: {e:#}");
+    if matches!(
+        e.downcast_ref::<etl_core::Error>(),
+        Some(etl_core::Error::Connect { .. })
+    ) {
+        eprintln!(
+            "  check that the server runs and is reachable, and the connection settings: \
+             --database-url, --secret-id or the PG* variables (etl run without them starts its own)"
+        );
+    }
 }
 
 /// A closed stdout (`etl sql ... | head`) is not an error.

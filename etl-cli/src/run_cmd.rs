@@ -17,7 +17,7 @@ use etl_core::load::CopyEncoding;
 use etl_core::load::client::{LoadSettings, describe};
 use etl_core::pipeline::{self, Event, Observer, RunOptions, RunReport};
 use etl_core::plan::StepKind;
-use etl_core::warehouse::Warehouse;
+use etl_core::warehouse::{Retry, Warehouse};
 use etl_core::{Error, Job};
 
 use crate::Failure;
@@ -279,7 +279,12 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
             (Some(local), options)
         }
     };
-    let warehouse = Warehouse::connect(options, concurrency + 1).await?;
+    let warehouse = Warehouse::connect_with(
+        options,
+        concurrency + 1,
+        Retry::for_up_to(crate::conn::CONNECT_RETRY),
+    )
+    .await?;
     let cancel = tokio_util::sync::CancellationToken::new();
     let on_ctrl_c = {
         let cancel = cancel.clone();

@@ -12,7 +12,7 @@ use comfy_table::Table;
 use etl_core::journal;
 use etl_core::sql::{self, Dialect};
 use etl_core::track::{self, Handle, State};
-use etl_core::warehouse::Warehouse;
+use etl_core::warehouse::{Retry, Warehouse};
 
 use crate::Failure;
 use crate::conn::ConnArgs;
@@ -102,7 +102,12 @@ pub struct WaitArgs {
 }
 
 async fn warehouse(conn: &ConnArgs) -> Result<Warehouse, Failure> {
-    Ok(Warehouse::connect(conn.options().await?, 2).await?)
+    Ok(Warehouse::connect_with(
+        conn.options().await?,
+        2,
+        Retry::for_up_to(crate::conn::CONNECT_RETRY),
+    )
+    .await?)
 }
 
 fn read_handle(text: &str) -> anyhow::Result<Handle> {

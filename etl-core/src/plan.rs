@@ -78,11 +78,17 @@ pub struct PlanOptions {
 /// Where Redshift reads the COPY manifest of a table given as a list of files: next to the input,
 /// `<input>/_manifests/<schema>.<table>.manifest`. The load step writes it before the COPY.
 pub fn copy_manifest_url(input: &S3Url, table: &Table) -> S3Url {
-    input.join(&format!(
-        "_manifests/{}.{}.manifest",
+    input.join(&format!("_manifests/{}.manifest", table_key(table)))
+}
+
+/// `<schema>.<table>` as an S3 key part: the names' characters outside `[A-Za-z0-9_-]` become
+/// `%XX`, so any printable name gives a printable key.
+pub fn table_key(table: &Table) -> String {
+    format!(
+        "{}.{}",
         url_safe(table.name.schema.as_str()),
         url_safe(table.name.table.as_str())
-    ))
+    )
 }
 
 /// Keeps S3 keys printable: names may hold any printable character, keys get `[a-z0-9_-]` and

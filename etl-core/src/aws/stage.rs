@@ -50,7 +50,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
-use crate::job::{Compression, Files, Format, Job, Location, Table, UnloadSource};
+use crate::job::{Compression, Files, Format, Job, Location, UnloadSource};
 use crate::plan;
 use crate::sql::S3Url;
 
@@ -461,7 +461,7 @@ fn plan_tables(job: &Job, options: &StageOptions) -> Result<Vec<TableWork>> {
                             })
                             .collect();
                         let output = files.first().map_or(Compression::None, |(_, c, _)| *c);
-                        let folder = to.join(&format!("parts/{}/", table_key(table)));
+                        let folder = to.join(&format!("parts/{}/", plan::table_key(table)));
                         (
                             WorkKind::Split {
                                 files,
@@ -494,27 +494,6 @@ fn plan_tables(job: &Job, options: &StageOptions) -> Result<Vec<TableWork>> {
             issues,
         })
     }
-}
-
-/// `<schema>.<table>` with the characters of [`plan::copy_manifest_url`]'s names.
-fn table_key(table: &Table) -> String {
-    format!(
-        "{}.{}",
-        url_safe(table.name.schema.as_str()),
-        url_safe(table.name.table.as_str())
-    )
-}
-
-fn url_safe(name: &str) -> String {
-    let mut out = String::new();
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// `file` relative to `dir` with `/` separators, if it is inside it.

@@ -374,7 +374,11 @@ impl Job {
                 message.truncate(cut);
             }
             invalid(vec![ManifestIssue {
-                path: if path == "." { "$".into() } else { path },
+                path: if path == "." || path == "?" {
+                    "$".into()
+                } else {
+                    path
+                },
                 message: format!("{message} (line {line}, column {column})"),
             }])
         })?;

@@ -145,7 +145,7 @@ pub async fn connect(options: &ConnectOptions, retry: Retry) -> Result<Client> {
                 if !err.is_retryable() || start.elapsed() + pause > retry.deadline {
                     return Err(err);
                 }
-                tracing::info!(target = %options.target(), attempt = attempts, error = %e, "connection failed, retrying");
+                tracing::warn!(target = %options.target(), attempt = attempts, error = %e, "connection failed, retrying");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(retry.max);
             }
