@@ -50,6 +50,36 @@ pub struct PlanArgs {
     /// Where UNLOAD writes on S3, when the manifest names a local folder.
     #[arg(long, value_name = "S3_URL", value_parser = parse_s3)]
     unload_to: Option<S3Url>,
+
+    /// PostgreSQL: print the transforms as written, without the Redshift compatibility rewrite
+    /// (what `etl run --no-compat` sends).
+    #[arg(long)]
+    no_compat: bool,
+
+    /// Fail when a transform uses a construct the PostgreSQL rehearsal cannot reproduce
+    /// (otherwise a warning on stderr).
+    #[arg(long)]
+    strict: bool,
+}
+
+/// Prints, on stderr, each construct of the job's transforms that the PostgreSQL rehearsal cannot
+/// reproduce, with file, line and what to write instead; with `strict`, refuses the job.
+pub fn compat_check(job: &Job, strict: bool, no_compat: bool) -> Result<(), Failure> {
+    if no_compat {
+        return Ok(());
+    }
+    let warnings = plan::compat_warnings(job);
+    for w in &warnings {
+        eprintln!("etl: warning: {w}");
+    }
+    if strict && !warnings.is_empty() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "{} construct(s) in the transforms cannot be rehearsed on PostgreSQL (listed above): \
+             rewrite them as suggested, or drop --strict to run with the warnings",
+            warnings.len()
+        )));
+    }
+    Ok(())
 }
 
 fn parse_s3(s: &str) -> Result<S3Url, String> {
@@ -69,6 +99,7 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
     }
     if dialect == Dialect::Postgres {
         job.check_postgres()?;
+        compat_check(&job, args.strict, args.no_compat)?;
     }
     let steps = plan::build(
         &job,
@@ -79,6 +110,7 @@ pub fn run(args: PlanArgs) -> Result<(), Failure> {
             unload_to: args.unload_to,
             text_copy: false,
             copy_manifests: None,
+            no_compat: args.no_compat,
         },
     )?;
     let mut out = std::io::stdout().lock();

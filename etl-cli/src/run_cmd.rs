@@ -57,9 +57,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "PREFIX")]
     unload_to: Option<String>,
 
-    /// Don't install the Redshift compatibility functions (NVL, DATEADD, ...) in `public`.
+    /// Run the transforms as written: don't install the Redshift compatibility functions (NVL,
+    /// DATEADD, ...) in `public` and don't rewrite Redshift-only syntax (bare date parts, SYSDATE,
+    /// DECODE, LISTAGG ... WITHIN GROUP).
     #[arg(long)]
     no_compat: bool,
+
+    /// Refuse to run a transform that uses a construct the PostgreSQL rehearsal cannot reproduce
+    /// (otherwise a warning).
+    #[arg(long)]
+    strict: bool,
 
     /// Files of one table parsed at once (default 1; for measurements).
     #[arg(long, hide = true, value_name = "N")]
@@ -72,6 +79,16 @@ pub struct RunArgs {
     /// Print the run report as JSON on stdout.
     #[arg(long)]
     json: bool,
+
+    /// When another run of this job is active on the warehouse, wait for it to end instead of
+    /// refusing.
+    #[arg(long)]
+    wait: bool,
+
+    /// On resume, cancel a statement an earlier attempt left running on the server (its client
+    /// was killed) and run the step again, instead of waiting for it.
+    #[arg(long)]
+    cancel_orphans: bool,
 }
 
 /// Progress bars on a terminal, plain lines otherwise.
@@ -142,6 +159,13 @@ impl Observer for Progress {
                         None => self.line(format!("{}: started", step.id)),
                     }
                 }
+            }
+            Event::WaitingForOrphan { step, pid, seconds } => {
+                self.line(format!(
+                    "{}: an earlier attempt is still running on the server (session {pid}, for \
+                     {seconds:.0}s); waiting for it to finish (--cancel-orphans cancels it instead)",
+                    step.id
+                ));
             }
             Event::Progress { step, progress } => {
                 if let Ok(active) = self.active.lock()
@@ -255,6 +279,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     for w in job.warnings() {
         eprintln!("etl: note: {w}");
     }
+    crate::plan_cmd::compat_check(&job, args.strict && !args.no_compat, args.no_compat)?;
     let unload_to = match &args.unload_to {
         None => None,
         Some(t) if t.starts_with("s3://") => Some(Location::S3(
@@ -316,6 +341,12 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
             unload_to,
             compat: !args.no_compat,
             cancel: cancel.clone(),
+            orphans: if args.cancel_orphans {
+                etl_core::exec::Orphans::Cancel
+            } else {
+                etl_core::exec::Orphans::Wait
+            },
+            wait: args.wait,
         },
         &progress,
     )
@@ -353,9 +384,10 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         if args.keep {
             let kept = local.keep();
             eprintln!(
-                "the PostgreSQL server keeps running:\n  psql '{}'\n  stop it with: {}",
-                kept.options.url(),
-                kept.stop_command()
+                "the PostgreSQL server keeps running:\n  psql '{url}'\n  try Redshift SQL on it: \
+                 etl sql --dialect redshift --database-url '{url}' -c '...'\n  stop it with: {}",
+                kept.stop_command(),
+                url = kept.options.url(),
             );
             resume_with = Some(format!("--database-url '{}'", kept.options.url()));
         } else {
@@ -370,6 +402,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         Some(e) if cancel.is_cancelled() && e.kind() == etl_core::ErrorKind::Cancelled => {
             Err(Failure::Interrupted)
         }
+        Some(e @ Error::RunActive { .. }) => Err(Failure::Failed(e.into())),
         Some(e) => {
             let hint = match resume_with {
                 Some(conn) => format!(
@@ -381,12 +414,27 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
                          with --keep a run can be resumed with --run-id)"
                     .to_owned(),
             };
+            // A step that ran and failed is exit 1 whatever failed in it (a statement, a full
+            // disk, a cancel by someone else); usage errors before any step ran stay exit 2.
+            let step_failed = report
+                .steps
+                .iter()
+                .any(|s| matches!(s.status, Status::Failed | Status::Cancelled));
             Err(match Failure::from(e) {
                 Failure::Failed(e) => Failure::Failed(anyhow::anyhow!("{e:#}\n  {hint}")),
-                // Cancelled from elsewhere (`etl cancel`): the run failed, it was not interrupted.
-                Failure::Interrupted => {
-                    Failure::Failed(anyhow::anyhow!("the run was cancelled\n  {hint}"))
+                Failure::Usage(e) if step_failed => {
+                    Failure::Failed(anyhow::anyhow!("{e:#}\n  {hint}"))
                 }
+                // Cancelled from elsewhere (`etl cancel`, pg_cancel_backend): the run failed with
+                // the server's message; it was not interrupted.
+                Failure::Interrupted => Failure::Failed(anyhow::anyhow!(
+                    "{}\n  {hint}",
+                    report
+                        .steps
+                        .iter()
+                        .find_map(|s| s.error.clone())
+                        .unwrap_or_else(|| "the run was cancelled".into())
+                )),
                 other => other,
             })
         }

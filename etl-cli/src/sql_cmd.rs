@@ -32,6 +32,13 @@ pub struct SqlArgs {
     /// Output format of result sets.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+
+    /// The dialect the SQL is written in. `redshift` on a PostgreSQL database (a rehearsal, `etl
+    /// run --keep`, `etl server`) installs the Redshift compatibility functions and rewrites the
+    /// SQL exactly as `etl run` rewrites a transform; on Redshift it is sent as written. Default:
+    /// sent as written.
+    #[arg(long, value_enum, value_name = "DIALECT")]
+    dialect: Option<crate::plan_cmd::DialectArg>,
 }
 
 /// One script to run and where it came from, for messages.
@@ -107,6 +114,11 @@ pub async fn run(args: SqlArgs) -> Result<(), Failure> {
     let options = args.conn.options().await?;
     let client = warehouse::connect(&options, Retry::NONE).await?;
     let dialect = warehouse::detect_dialect(&client).await?;
+    let rewrite = matches!(args.dialect, Some(crate::plan_cmd::DialectArg::Redshift))
+        && dialect == Dialect::Postgres;
+    if rewrite {
+        etl_core::exec::install_compat(&client).await?;
+    }
     let tls = warehouse::tls_connector(&options)?;
     let cancel = client.cancel_token();
 
@@ -116,11 +128,26 @@ pub async fn run(args: SqlArgs) -> Result<(), Failure> {
         Box::new(std::io::BufWriter::new(stdout.lock())),
     );
     for script in &scripts {
-        for (n, stmt) in split_statements(&script.text, dialect)
+        // Redshift SQL is split as Redshift reads it (backslash escapes in strings).
+        let split_as = if rewrite { Dialect::Redshift } else { dialect };
+        for (n, stmt) in split_statements(&script.text, split_as)
             .into_iter()
             .enumerate()
         {
             let context = format!("{} statement {} (line {})", script.origin, n + 1, stmt.line);
+            let text = if rewrite {
+                for f in etl_core::sql::compat::unsupported(&stmt.text) {
+                    let line = stmt.line + stmt.text[..f.offset].matches('\n').count();
+                    eprintln!(
+                        "etl: warning: {} line {line}: `{}` is not reproduced on PostgreSQL: {}",
+                        script.origin, f.construct, f.instead
+                    );
+                }
+                etl_core::sql::compat::rewrite_for_postgres(&stmt.text).into_owned()
+            } else {
+                stmt.text.clone()
+            };
+            let stmt = etl_core::sql::SplitStatement { text, ..stmt };
             let work = run_statement(&client, &stmt.text, dialect, args.format, out.as_mut());
             let result = tokio::select! {
                 r = work => r,

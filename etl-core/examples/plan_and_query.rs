@@ -30,7 +30,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )?;
     println!("{} steps; the first statements:", steps.len());
     for step in steps.iter().take(2) {
-        for s in &step.statements {
+        for s in &step.statements() {
             println!("{};", s.sql);
         }
     }

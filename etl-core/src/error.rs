@@ -271,6 +271,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// Another run of the same job is active on this warehouse: one run of a job at a time.
+    #[error(
+        "job {job} is already running on this warehouse: run {run_id} ({owner}, since {since} UTC); \
+         wait for it (etl run --wait), or stop it (etl cancel {run_id})"
+    )]
+    RunActive {
+        /// The job.
+        job: String,
+        /// The active run.
+        run_id: String,
+        /// Where it runs: host, client PID, server session.
+        owner: String,
+        /// When it started.
+        since: String,
+    },
+
     /// A bug or an unexpected state: please report it.
     #[error("internal error: {0}")]
     Internal(String),
@@ -364,6 +380,8 @@ impl Error {
                 // No SQLSTATE means the connection broke mid-statement.
                 .unwrap_or(true),
             Error::Aws { retryable, .. } => *retryable,
+            // The other run will end: a later attempt (a Lambda retry) may go ahead.
+            Error::RunActive { .. } => true,
             Error::Storage { source, .. } => matches!(
                 source,
                 object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }
@@ -388,6 +406,7 @@ impl Error {
             }
             Error::StackFailed { .. } => ErrorKind::StackFailed,
             Error::Aws { .. } | Error::Internal(_) => ErrorKind::Internal,
+            Error::RunActive { .. } => ErrorKind::Retryable,
         }
     }
 }

@@ -140,6 +140,8 @@ pub struct RunStart {
     pub resumed: bool,
     /// Steps already journaled as succeeded: a rerun skips them.
     pub succeeded: HashSet<String>,
+    /// Steps journaled as running: an earlier attempt may still run them on the server.
+    pub running: HashSet<String>,
 }
 
 /// Starts run `run_id` of `job`, or resumes it when it exists; registers `steps` (`(id, seq)`).
@@ -183,6 +185,8 @@ pub async fn begin_run<C: GenericClient>(
                 let (id, status): (String, String) = (row.get(0), row.get(1));
                 if status == Status::Succeeded.as_str() {
                     start.succeeded.insert(id);
+                } else if status == Status::Running.as_str() {
+                    start.running.insert(id);
                 }
             }
         }
@@ -278,6 +282,138 @@ pub async fn fail_step<C: GenericClient>(
         .await
         .map_err(db("journal the step's failure"))?;
     Ok(())
+}
+
+/// Records the plan a run starts with (each step's [`crate::plan::Step::digest`]), or on a resume
+/// checks that the plan is the one the run was started with: a resume with a changed manifest
+/// would skip steps whose meaning changed, or run new ones against old data.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming the steps that changed, appeared or disappeared;
+/// [`Error::Query`].
+pub async fn check_plan<C: GenericClient>(
+    client: &C,
+    run_id: &str,
+    digests: &[(String, String)],
+) -> Result<()> {
+    let rows = client
+        .query(q::plan_digests(), &[&run_id])
+        .await
+        .map_err(db("read the run's plan"))?;
+    if rows.is_empty() {
+        for (id, digest) in digests {
+            client
+                .execute(q::insert_plan_digest(), &[&run_id, id, digest])
+                .await
+                .map_err(db("record the run's plan"))?;
+        }
+        return Ok(());
+    }
+    let before: std::collections::HashMap<String, String> =
+        rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let mut changes = Vec::new();
+    for (id, digest) in digests {
+        match before.get(id) {
+            None => changes.push(format!("{id} is new")),
+            Some(d) if d != digest => changes.push(format!("{id} changed")),
+            Some(_) => {}
+        }
+    }
+    let now: HashSet<&str> = digests.iter().map(|(id, _)| id.as_str()).collect();
+    let mut gone: Vec<&String> = before
+        .keys()
+        .filter(|id| !now.contains(id.as_str()))
+        .collect();
+    gone.sort();
+    changes.extend(gone.into_iter().map(|id| format!("{id} is gone")));
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = changes.iter().take(10).map(String::as_str).collect();
+    Err(Error::invalid(
+        "run id",
+        format!(
+            "run {run_id:?} was started with a different manifest or SQL ({}{}): a resume runs \
+             only the plan it started with; restore the manifest and SQL, or start a new run \
+             (without --run-id)",
+            shown.join(", "),
+            if changes.len() > shown.len() {
+                format!(", and {} more", changes.len() - shown.len())
+            } else {
+                String::new()
+            }
+        ),
+    ))
+}
+
+/// One step's journal row, decoded in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    /// The step.
+    pub step_id: String,
+    /// Its status.
+    pub status: Status,
+    /// The session that ran (or runs) it.
+    pub pid: Option<i32>,
+    /// The label its session carried.
+    pub label: Option<String>,
+    /// When its last attempt started (UTC).
+    pub started_at: Option<chrono::NaiveDateTime>,
+    /// When it ended (UTC).
+    pub finished_at: Option<chrono::NaiveDateTime>,
+    /// Rows loaded, changed or unloaded.
+    pub rows: Option<i64>,
+    /// Rows rejected by a load.
+    pub rejected: Option<i64>,
+    /// The failure's SQLSTATE.
+    pub sqlstate: Option<String>,
+    /// The failure's message.
+    pub error: Option<String>,
+    /// Attempts so far.
+    pub attempts: i32,
+}
+
+impl StepRow {
+    /// Decodes a row of [`sql::journal::STEP_COLUMNS`].
+    pub fn from_row(row: &tokio_postgres::Row) -> Self {
+        StepRow {
+            step_id: row.get(0),
+            status: Status::parse(&row.get::<_, String>(1)).unwrap_or(Status::Pending),
+            pid: row.get(2),
+            label: row.get(3),
+            started_at: row.get(4),
+            finished_at: row.get(5),
+            rows: row.get(6),
+            rejected: row.get(7),
+            sqlstate: row.get(8),
+            error: row.get(9),
+            attempts: row.get(10),
+        }
+    }
+
+    /// Seconds since the last attempt started, by this machine's clock (UTC).
+    pub fn running_seconds(&self) -> Option<f64> {
+        let started = self.started_at?;
+        let now = chrono::Utc::now().naive_utc();
+        Some((now - started).num_milliseconds().max(0) as f64 / 1000.0)
+    }
+}
+
+/// Reads one step's journal row; `None` when the journal does not know the step.
+///
+/// # Errors
+/// [`Error::Connect`], [`Error::Query`].
+pub async fn read_step(
+    warehouse: &crate::warehouse::Warehouse,
+    run_id: &str,
+    step_id: &str,
+) -> Result<Option<StepRow>> {
+    let conn = warehouse.get().await?;
+    let row = conn
+        .query_opt(&q::step_full_row(), &[&run_id, &step_id])
+        .await
+        .map_err(db("read the journal"))?;
+    Ok(row.as_ref().map(StepRow::from_row))
 }
 
 /// Records a failed step — its rejected rows first, when it was a load — on a fresh connection

@@ -31,7 +31,16 @@
 //! - [`plan`]: the ordered steps of a job for a dialect;
 //! - [`warehouse`]: connections (URL, `PG*` variables, Secrets Manager JSON), TLS, the pool;
 //! - [`cluster`]: the throwaway PostgreSQL;
-//! - [`load`]: Redshift's COPY semantics on the client.
+//! - [`load`]: Redshift's COPY semantics on the client;
+//! - [`exec`]: one step of a plan executed with its journal writes, shared by `pipeline` and `steps`;
+//! - [`journal`]: the run and step records in the warehouse (`etl_meta`);
+//! - [`lock`]: one run of a job at a time per warehouse;
+//! - [`track`]: a submitted statement's state, from any process;
+//! - [`pipeline`]: a whole job on one machine (`etl run`);
+//! - [`steps`]: one step per call, for the state machine's Lambda functions;
+//! - [`unload`]: Redshift's UNLOAD file layout from PostgreSQL;
+//! - [`storage`]: local folders and S3 behind one interface;
+//! - `aws` (feature `aws`): Secrets Manager, CloudFormation, Step Functions, staging to S3.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -39,9 +48,11 @@
 pub mod aws;
 pub mod cluster;
 pub mod error;
+pub mod exec;
 pub mod job;
 pub mod journal;
 pub mod load;
+pub mod lock;
 pub mod pipeline;
 pub mod plan;
 pub mod sql;

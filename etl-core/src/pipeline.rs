@@ -7,19 +7,20 @@
 //! dies meanwhile. Statements that cannot run in a transaction block (VACUUM, ...) run alone and
 //! are journaled right after. A rerun with the same run id skips the steps journaled as succeeded.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::exec::{Executor, Guard, Orphans, Previous};
 use crate::job::{Job, Location};
 use crate::journal::{self, Status};
+use crate::load::LoadError;
 use crate::load::client::{self, LoadSettings, Progress, SourceFile};
-use crate::load::{LoadError, RowParser};
+use crate::lock::RunLock;
 use crate::plan::{self, PlanOptions, Step, StepKind};
-use crate::sql::{self, Dialect};
+use crate::sql::Dialect;
 use crate::warehouse::Warehouse;
 
 /// How to run.
@@ -39,6 +40,10 @@ pub struct RunOptions {
     pub compat: bool,
     /// Cancelled by Ctrl-C or a caller: running statements are cancelled on the server.
     pub cancel: CancellationToken,
+    /// What to do about a step an earlier attempt of this run left running on the server.
+    pub orphans: Orphans,
+    /// When another run of the job is active on the warehouse, wait for it instead of refusing.
+    pub wait: bool,
 }
 
 impl Default for RunOptions {
@@ -51,6 +56,8 @@ impl Default for RunOptions {
             unload_to: None,
             compat: true,
             cancel: CancellationToken::new(),
+            orphans: Orphans::Wait,
+            wait: false,
         }
     }
 }
@@ -80,6 +87,16 @@ pub enum Event<'a> {
         step: &'a str,
         /// Counts so far.
         progress: Progress,
+    },
+    /// Before a step runs again, an earlier attempt's statement is still running on the server
+    /// (its client was killed): the run waits for it.
+    WaitingForOrphan {
+        /// The step.
+        step: &'a Step,
+        /// The session running it.
+        pid: i32,
+        /// How long it has run.
+        seconds: f64,
     },
     /// A step ended (or was skipped).
     StepFinished {
@@ -182,6 +199,16 @@ pub async fn run(
         seconds: 0.0,
         error: None,
     };
+    // One run of a job at a time: the lock is taken before the journal knows this run, and a
+    // refused run writes nothing (the active run's journal rows are its own).
+    let lock = match take_lock(job, warehouse, &options, &run_id).await {
+        Ok(lock) => lock,
+        Err(e) => {
+            report.error = Some(e);
+            report.seconds = start.elapsed().as_secs_f64();
+            return report;
+        }
+    };
     if let Err(e) = run_inner(job, warehouse, &options, observer, &mut report).await {
         report.error = Some(e);
     }
@@ -201,18 +228,28 @@ pub async fn run(
         )
         .await;
     }
+    lock.release().await;
     report.seconds = start.elapsed().as_secs_f64();
     report
 }
 
+async fn take_lock(
+    job: &Job,
+    warehouse: &Warehouse,
+    options: &RunOptions,
+    run_id: &str,
+) -> Result<RunLock> {
+    journal::check_run_id(run_id)?;
+    journal::ensure(&**warehouse.get().await?).await?;
+    crate::lock::acquire(warehouse, &job.name, run_id, options.wait, &options.cancel).await
+}
+
 struct Ctx<'a> {
     job: &'a Job,
-    warehouse: &'a Warehouse,
+    exec: Executor<'a>,
     options: &'a RunOptions,
     observer: &'a dyn Observer,
-    run_id: &'a str,
-    dialect: Dialect,
-    timeout: Option<Duration>,
+    guard: Guard,
 }
 
 async fn run_inner(
@@ -240,6 +277,7 @@ async fn run_inner(
         dialect,
         &PlanOptions {
             text_copy: options.load.encoding == crate::load::CopyEncoding::Text,
+            no_compat: !options.compat,
             ..PlanOptions::default()
         },
     )?;
@@ -248,17 +286,7 @@ async fn run_inner(
     journal::ensure(&**conn).await?;
     if options.compat {
         // Redshift's functions for the transforms (NVL, DATEADD, GETDATE, ...): idempotent.
-        conn.batch_execute(&format!(
-            "BEGIN;\n{}\nCOMMIT",
-            sql::compat::POSTGRES_COMPAT_SQL
-        ))
-        .await
-        .map_err(|e| {
-            Error::query(
-                "install the Redshift compatibility functions (sql/compat/postgres.sql)",
-                &e,
-            )
-        })?;
+        crate::exec::install_compat(&conn).await?;
     }
     let ids: Vec<(String, usize)> = steps
         .iter()
@@ -266,6 +294,8 @@ async fn run_inner(
         .map(|(i, s)| (s.id.clone(), i + 1))
         .collect();
     let start = journal::begin_run(&**conn, dialect, &report.run_id, &job.name, &ids).await?;
+    let digests: Vec<(String, String)> = steps.iter().map(|s| (s.id.clone(), s.digest())).collect();
+    journal::check_plan(&**conn, &report.run_id, &digests).await?;
     drop(conn);
     report.resumed = start.resumed;
     observer.event(Event::RunStarted {
@@ -277,25 +307,15 @@ async fn run_inner(
     let run_id = report.run_id.clone();
     let ctx = Ctx {
         job,
-        warehouse,
+        exec: Executor::new(job, warehouse, &run_id),
         options,
         observer,
-        run_id: &run_id,
-        dialect,
-        timeout: options.statement_timeout.or(job.statement_timeout),
+        guard: Guard {
+            cancel: options.cancel.clone(),
+            timeout: options.statement_timeout.or(job.statement_timeout),
+        },
     };
     report.steps = steps.iter().map(StepReport::new).collect();
-    let skip = |i: usize, report: &mut RunReport| -> bool {
-        if start.succeeded.contains(&steps[i].id) {
-            let r = &mut report.steps[i];
-            r.status = Status::Succeeded;
-            r.skipped = true;
-            observer.event(Event::StepFinished { report: r });
-            true
-        } else {
-            false
-        }
-    };
 
     // 1. Schemas and tables.
     for (i, step) in steps
@@ -303,8 +323,8 @@ async fn run_inner(
         .enumerate()
         .filter(|(_, s)| s.kind == StepKind::CreateTables)
     {
-        if !skip(i, report) {
-            let r = run_statements_step(&ctx, i + 1, step).await;
+        if !ctx.settled(i, step, &start, report).await? {
+            let r = create_tables_step(&ctx, i + 1, step).await;
             finish(&ctx, &mut report.steps[i], r)?;
         }
     }
@@ -314,21 +334,17 @@ async fn run_inner(
         .concurrency
         .unwrap_or(job.concurrency)
         .clamp(1, warehouse.max_size().max(1));
-    let loads: Vec<usize> = steps
-        .iter()
-        .enumerate()
-        .filter(|(i, s)| matches!(s.kind, StepKind::Load(_)) && !skip(*i, report))
-        .map(|(i, _)| i)
-        .collect();
-    // Parser threads: the CPUs shared among the tables loading at once.
-    let mut load_options = options.clone();
-    if load_options.load.workers.is_none() {
-        load_options.load.workers = Some(LoadSettings::auto_workers(concurrency.min(loads.len())));
+    let mut loads = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        if matches!(step.kind, StepKind::Load(_)) && !ctx.settled(i, step, &start, report).await? {
+            loads.push(i);
+        }
     }
-    let ctx = Ctx {
-        options: &load_options,
-        ..ctx
-    };
+    // Parser threads: the CPUs shared among the tables loading at once.
+    let mut load_settings = options.load;
+    if load_settings.workers.is_none() {
+        load_settings.workers = Some(LoadSettings::auto_workers(concurrency.min(loads.len())));
+    }
     let ctx_ref = &ctx;
     let files_ref = &files;
     let steps_ref = &steps;
@@ -338,7 +354,15 @@ async fn run_inner(
         };
         (
             i,
-            load_step(ctx_ref, i + 1, &steps_ref[i], t, &files_ref[t]).await,
+            load_step(
+                ctx_ref,
+                i + 1,
+                &steps_ref[i],
+                t,
+                &files_ref[t],
+                load_settings,
+            )
+            .await,
         )
     }))
     .buffer_unordered(concurrency);
@@ -359,7 +383,7 @@ async fn run_inner(
         .enumerate()
         .filter(|(_, s)| matches!(s.kind, StepKind::Transform { .. }))
     {
-        if !skip(i, report) {
+        if !ctx.settled(i, step, &start, report).await? {
             let r = transform_step(&ctx, i + 1, step).await;
             finish(&ctx, &mut report.steps[i], r)?;
         }
@@ -369,14 +393,54 @@ async fn run_inner(
     for (i, step) in steps
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.kind == StepKind::Unload)
+        .filter(|(_, s)| matches!(s.kind, StepKind::Unload { .. }))
     {
-        if !skip(i, report) {
+        if !ctx.settled(i, step, &start, report).await? {
             let r = unload_step(&ctx, i + 1, step).await;
             finish(&ctx, &mut report.steps[i], r)?;
         }
     }
     Ok(())
+}
+
+impl Ctx<'_> {
+    /// Whether step `i` needs no run: the journal records it succeeded — now, or once the orphan
+    /// an earlier attempt left running has finished (waited for, or cancelled, per
+    /// [`RunOptions::orphans`]). A settled step is reported as skipped.
+    async fn settled(
+        &self,
+        i: usize,
+        step: &Step,
+        start: &journal::RunStart,
+        report: &mut RunReport,
+    ) -> Result<bool> {
+        let done = if start.succeeded.contains(&step.id) {
+            true
+        } else if start.running.contains(&step.id) {
+            let observer = self.observer;
+            let on_wait = |h: &crate::track::Handle, seconds: f64| {
+                observer.event(Event::WaitingForOrphan {
+                    step,
+                    pid: h.pid,
+                    seconds,
+                });
+            };
+            let previous = self
+                .exec
+                .previous(i + 1, step, self.options.orphans, &self.guard, &on_wait)
+                .await?;
+            matches!(previous, Previous::Succeeded(_))
+        } else {
+            false
+        };
+        if done {
+            let r = &mut report.steps[i];
+            r.status = Status::Succeeded;
+            r.skipped = true;
+            self.observer.event(Event::StepFinished { report: r });
+        }
+        Ok(done)
+    }
 }
 
 /// What a step produced, or how it failed.
@@ -436,105 +500,24 @@ fn finish(ctx: &Ctx<'_>, report: &mut StepReport, outcome: Outcome) -> Result<()
     }
 }
 
-/// Why a statement stopped early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Interrupt {
-    Cancelled,
-    TimedOut,
-}
-
-/// Runs `work` on `client`'s session; on Ctrl-C or when `timeout` passes, cancels the statement
-/// on the server (dropping the future would not) and waits for the work to wind down.
-async fn guarded<T>(
-    ctx: &Ctx<'_>,
-    client: &tokio_postgres::Client,
-    timeout: Option<Duration>,
-    work: impl std::future::Future<Output = T>,
-) -> (T, Option<Interrupt>) {
-    tokio::pin!(work);
-    let expiry = async {
-        match timeout {
-            Some(t) => tokio::time::sleep(t).await,
-            None => futures::future::pending::<()>().await,
-        }
-    };
-    let interrupt = tokio::select! {
-        r = &mut work => return (r, None),
-        _ = ctx.options.cancel.cancelled() => Interrupt::Cancelled,
-        _ = expiry => Interrupt::TimedOut,
-    };
-    if let Ok(tls) = crate::warehouse::tls_connector(ctx.warehouse.options()) {
-        let _ = client.cancel_token().cancel_query(tls).await;
-    }
-    (work.await, Some(interrupt))
-}
-
-/// Turns a cancellation caused by the timeout into [`Error::Timeout`].
-fn interpret(err: Error, interrupt: Option<Interrupt>, context: &str, started: Instant) -> Error {
-    match (interrupt, err.kind()) {
-        (Some(Interrupt::TimedOut), crate::ErrorKind::Cancelled) => Error::Timeout {
-            context: context.to_owned(),
-            seconds: started.elapsed().as_secs_f64(),
-        },
-        _ => err,
-    }
-}
-
-async fn rollback(client: &tokio_postgres::Client) {
-    let _ = client.batch_execute("ROLLBACK").await;
-}
-
-async fn begin_step(
-    ctx: &Ctx<'_>,
-    client: &tokio_postgres::Client,
-    seq: usize,
-    step: &Step,
-) -> Result<()> {
-    crate::track::begin(client, ctx.dialect, ctx.run_id, &step.id, seq, true)
-        .await
-        .map(drop)
-}
-
-/// A step made of plain statements in one transaction (create tables).
-async fn run_statements_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome {
+/// The create-tables step.
+async fn create_tables_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome {
     let start = Instant::now();
     ctx.observer.event(Event::StepStarted { step, bytes: None });
-    let conn = match ctx.warehouse.get().await {
-        Ok(c) => c,
-        Err(e) => return Outcome::failed(start, e),
-    };
-    let work = async {
-        begin_step(ctx, &conn, seq, step).await?;
-        for s in &step.statements {
-            if s.sql == "COMMIT" {
-                journal::succeed_step(&**conn, ctx.dialect, ctx.run_id, &step.id, None, None)
-                    .await?;
-            }
-            conn.batch_execute(&s.sql)
-                .await
-                .map_err(|e| Error::query(&s.context, &e))?;
-        }
-        Ok::<_, Error>(())
-    };
-    let (r, interrupt) = guarded(ctx, &conn, ctx.timeout, work).await;
-    match r {
+    match ctx.exec.create_tables(seq, step, &ctx.guard).await {
         Ok(()) => Outcome::ok(start),
-        Err(e) => {
-            rollback(&conn).await;
-            let e = interpret(e, interrupt, &step.id, start);
-            journal::record_failure(ctx.warehouse, ctx.run_id, &step.id, &e, None).await;
-            Outcome::failed(start, e)
-        }
+        Err(e) => Outcome::failed(start, e),
     }
 }
 
-/// One table: `BEGIN; [DELETE | staging ...]; COPY FROM STDIN; [upsert ...]; journal; COMMIT`.
+/// One table, loaded by the client ([`Executor::load_here`]).
 async fn load_step(
     ctx: &Ctx<'_>,
     seq: usize,
     step: &Step,
     table_index: usize,
     files: &[SourceFile],
+    settings: LoadSettings,
 ) -> Outcome {
     let start = Instant::now();
     let table = &ctx.job.tables[table_index];
@@ -543,20 +526,6 @@ async fn load_step(
         step,
         bytes: Some(total),
     });
-    let parser = match RowParser::new(&table.columns, &table.format, ctx.options.load.encoding) {
-        Ok(p) => Arc::new(p),
-        Err(m) => {
-            return Outcome::failed(
-                start,
-                Error::invalid(format!("format of {}", table.name), m),
-            );
-        }
-    };
-    let conn = match ctx.warehouse.get().await {
-        Ok(c) => c,
-        Err(e) => return Outcome::failed(start, e),
-    };
-    let mut loaded = None;
     let step_id = step.id.as_str();
     let progress = |p: Progress| {
         ctx.observer.event(Event::Progress {
@@ -564,141 +533,36 @@ async fn load_step(
             progress: p,
         })
     };
-    let work = async {
-        begin_step(ctx, &conn, seq, step)
-            .await
-            .map_err(|e| client::LoadFailure {
-                error: e,
-                rejected: 0,
-                errors: Vec::new(),
-            })?;
-        for s in &step.statements {
-            if s.copy_in {
-                let r = client::copy_files(
-                    &conn,
-                    &s.sql,
-                    table,
-                    files,
-                    Arc::clone(&parser),
-                    ctx.options.load,
-                    &progress,
-                )
-                .await?;
-                loaded = Some(r);
-                continue;
-            }
-            if s.sql == "COMMIT" {
-                let r = loaded.as_ref();
-                let journal = async {
-                    if let Some(r) = r
-                        && !r.errors.is_empty()
-                    {
-                        journal::insert_load_errors(
-                            &**conn,
-                            ctx.dialect,
-                            ctx.run_id,
-                            step_id,
-                            &table.name.to_string(),
-                            &r.errors,
-                        )
-                        .await?;
-                    }
-                    journal::succeed_step(
-                        &**conn,
-                        ctx.dialect,
-                        ctx.run_id,
-                        step_id,
-                        r.map(|r| r.rows),
-                        r.map(|r| r.rejected),
-                    )
-                    .await
-                };
-                journal.await.map_err(|e| client::LoadFailure {
-                    error: e,
-                    rejected: 0,
-                    errors: Vec::new(),
-                })?;
-            }
-            conn.batch_execute(&s.sql)
-                .await
-                .map_err(|e| client::LoadFailure {
-                    error: Error::query(&s.context, &e),
-                    rejected: 0,
-                    errors: Vec::new(),
-                })?;
-        }
-        Ok::<_, client::LoadFailure>(())
-    };
-    let (r, interrupt) = guarded(ctx, &conn, ctx.timeout, work).await;
-    match r {
-        Ok(()) => {
-            let r = loaded.unwrap_or_default();
-            Outcome {
-                rows: Some(r.rows),
-                rejected: r.rejected,
-                load_errors: r.errors,
-                bytes: r.bytes_in,
-                ..Outcome::ok(start)
-            }
-        }
-        Err(failure) => {
-            rollback(&conn).await;
-            let e = interpret(
-                failure.error,
-                interrupt,
-                &format!("load {}", table.name),
-                start,
-            );
-            let table_name = table.name.to_string();
-            journal::record_failure(
-                ctx.warehouse,
-                ctx.run_id,
-                step_id,
-                &e,
-                Some((&table_name, failure.rejected, &failure.errors)),
-            )
-            .await;
-            Outcome {
-                rejected: failure.rejected,
-                load_errors: failure.errors,
-                ..Outcome::failed(start, e)
-            }
-        }
+    match ctx
+        .exec
+        .load_here(seq, step, table, files, settings, &ctx.guard, &progress)
+        .await
+    {
+        Ok(r) => Outcome {
+            rows: Some(r.rows),
+            rejected: r.rejected,
+            load_errors: r.errors,
+            bytes: r.bytes_in,
+            ..Outcome::ok(start)
+        },
+        Err(failure) => Outcome {
+            rejected: failure.rejected,
+            load_errors: failure.errors,
+            ..Outcome::failed(start, failure.error)
+        },
     }
 }
 
-/// One transform statement. Where a transaction block is allowed, the statement and its journal
-/// completion go to the server in one request and commit together.
+/// One transform statement, submitted as the Lambda submits it and waited for here.
 async fn transform_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome {
     let start = Instant::now();
     ctx.observer.event(Event::StepStarted { step, bytes: None });
-    let stmt = &step.statements[0];
-    let conn = match ctx.warehouse.get().await {
-        Ok(c) => c,
-        Err(e) => return Outcome::failed(start, e),
-    };
-    let (request, in_block) =
-        sql::journal::tracked_request(ctx.dialect, &stmt.sql, ctx.run_id, &step.id);
-    let work = async {
-        begin_step(ctx, &conn, seq, step).await?;
-        let rows = crate::track::simple_query_rows(&conn, &request, usize::from(in_block))
-            .await
-            .map_err(|e| Error::query(&stmt.context, &e))?;
-        journal::succeed_step(&**conn, ctx.dialect, ctx.run_id, &step.id, rows, None).await?;
-        Ok::<_, Error>(rows)
-    };
-    let (r, interrupt) = guarded(ctx, &conn, ctx.timeout, work).await;
-    match r {
+    match ctx.exec.run_here(seq, step, &ctx.guard).await {
         Ok(rows) => Outcome {
             rows,
             ..Outcome::ok(start)
         },
-        Err(e) => {
-            rollback(&conn).await;
-            let e = interpret(e, interrupt, &stmt.context, start);
-            journal::record_failure(ctx.warehouse, ctx.run_id, &step.id, &e, None).await;
-            Outcome::failed(start, e)
-        }
+        Err(e) => Outcome::failed(start, e),
     }
 }
 
@@ -706,48 +570,17 @@ async fn transform_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome {
 async fn unload_step(ctx: &Ctx<'_>, seq: usize, step: &Step) -> Outcome {
     let start = Instant::now();
     ctx.observer.event(Event::StepStarted { step, bytes: None });
-    let Some(spec) = &ctx.job.unload else {
-        return Outcome::ok(start);
-    };
-    let conn = match ctx.warehouse.get().await {
-        Ok(c) => c,
-        Err(e) => return Outcome::failed(start, e),
-    };
-    let work = async {
-        begin_step(ctx, &conn, seq, step).await?;
-        let report = crate::unload::unload_postgres(
-            &conn,
-            spec,
-            &crate::unload::UnloadOptions {
-                to: ctx.options.unload_to.clone(),
-                ..crate::unload::UnloadOptions::default()
-            },
-            &ctx.options.cancel,
-        )
-        .await?;
-        journal::succeed_step(
-            &**conn,
-            ctx.dialect,
-            ctx.run_id,
-            &step.id,
-            Some(report.rows),
-            None,
-        )
-        .await?;
-        Ok::<_, Error>(report)
-    };
-    let (r, interrupt) = guarded(ctx, &conn, ctx.timeout, work).await;
-    match r {
+    match ctx
+        .exec
+        .unload_here(seq, step, ctx.options.unload_to.clone(), &ctx.guard)
+        .await
+    {
         Ok(report) => Outcome {
             rows: Some(report.rows),
             bytes: report.files.iter().map(|f| f.bytes).sum(),
             files: report.files.into_iter().map(|f| f.location).collect(),
             ..Outcome::ok(start)
         },
-        Err(e) => {
-            let e = interpret(e, interrupt, "unload", start);
-            journal::record_failure(ctx.warehouse, ctx.run_id, &step.id, &e, None).await;
-            Outcome::failed(start, e)
-        }
+        Err(e) => Outcome::failed(start, e),
     }
 }

@@ -29,21 +29,17 @@
 //! # Ok(()) }
 //! ```
 
-use std::sync::Arc;
-
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt as _, PutPayload};
-use tokio_postgres::Client;
-
 use crate::error::{Error, Result};
+use crate::exec::{Executor, Guard, Orphans, Previous};
 use crate::job::{Files, Job, Table};
-use crate::journal::{self, Status};
-use crate::load::RowParser;
-use crate::load::client::{self, LoadFailure, LoadSettings, SourceFile};
+use crate::journal;
+use crate::load::client::{self, LoadSettings, SourceFile};
 use crate::plan::{self, PlanOptions, Step, StepKind};
-use crate::sql::{self, Dialect, IamRole, S3Url};
+use crate::sql::{Dialect, IamRole, S3Url};
 use crate::track::{self, Handle, Submitted};
 use crate::warehouse::Warehouse;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt as _, PutPayload};
 
 /// Settings of a stepwise run that are not in the manifest.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +52,9 @@ pub struct StepOptions {
     pub runs_url: Option<S3Url>,
     /// Client-side load settings (PostgreSQL).
     pub load: LoadSettings,
+    /// The longest a step that runs in this process (a client-side load or unload) may take: a
+    /// Lambda passes its invocation's remaining time less a margin.
+    pub deadline: Option<std::time::Duration>,
 }
 
 /// One table of the load plan: its position is what [`Runner::load_table`] takes back.
@@ -108,10 +107,6 @@ pub struct Runner<'a> {
     run_id: String,
     steps: Vec<Step>,
     options: StepOptions,
-}
-
-fn db(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
-    move |e| Error::query(context, &e)
 }
 
 impl<'a> Runner<'a> {
@@ -193,14 +188,7 @@ impl<'a> Runner<'a> {
         journal::ensure(&**conn).await?;
         if dialect == Dialect::Postgres {
             // Redshift's functions for the transforms (NVL, DATEADD, GETDATE, ...): idempotent.
-            conn.batch_execute(&format!(
-                "BEGIN;\n{}\nCOMMIT",
-                sql::compat::POSTGRES_COMPAT_SQL
-            ))
-            .await
-            .map_err(db(
-                "install the Redshift compatibility functions (sql/compat/postgres.sql)",
-            ))?;
+            crate::exec::install_compat(&conn).await?;
         }
         let ids: Vec<(String, usize)> = self
             .steps
@@ -210,6 +198,13 @@ impl<'a> Runner<'a> {
             .collect();
         let start =
             journal::begin_run(&**conn, dialect, &self.run_id, &self.job.name, &ids).await?;
+        let digests: Vec<(String, String)> = self
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), s.digest()))
+            .collect();
+        journal::check_plan(&**conn, &self.run_id, &digests).await?;
+        drop(conn);
         let plan = TablesPlan {
             tables: self.tables(),
             transform_count: self.transform_count(),
@@ -221,24 +216,9 @@ impl<'a> Runner<'a> {
             tracing::info!(run = %self.run_id, "tables already created in this run");
             return Ok(plan);
         }
-        self.begin_step(&conn, i, step).await?;
-        let work = async {
-            for s in &step.statements {
-                if s.sql == "COMMIT" {
-                    journal::succeed_step(&**conn, dialect, &self.run_id, &step.id, None, None)
-                        .await?;
-                }
-                conn.batch_execute(&s.sql)
-                    .await
-                    .map_err(|e| Error::query(&s.context, &e))?;
-            }
-            Ok::<_, Error>(())
-        };
-        if let Err(e) = work.await {
-            let _ = conn.batch_execute("ROLLBACK").await;
-            self.journal_failure(&step.id, &e, &[], None).await;
-            return Err(e);
-        }
+        self.exec()
+            .create_tables(i + 1, step, &self.guard())
+            .await?;
         Ok(plan)
     }
 
@@ -260,7 +240,7 @@ impl<'a> Runner<'a> {
                 ),
             ));
         };
-        if let Some(handle) = self.earlier_attempt(i, step, true).await? {
+        if let Some(handle) = self.earlier_attempt(i, step).await? {
             return Ok(Submission::Known(handle));
         }
         let table = &self.job.tables[index];
@@ -270,28 +250,32 @@ impl<'a> Runner<'a> {
                     self.write_copy_manifest(table, &runs.join(&format!("{}/", self.run_id)))
                         .await?;
                 }
-                let inner: Vec<&str> = step
-                    .statements
-                    .iter()
-                    .map(|s| s.sql.as_str())
-                    .filter(|s| *s != "BEGIN" && *s != "COMMIT")
-                    .collect();
-                let rows_of = inner
-                    .iter()
-                    .position(|s| s.starts_with("COPY "))
-                    .unwrap_or(0);
-                let submitted = track::submit_block(
-                    self.warehouse,
-                    &self.run_id,
-                    &step.id,
-                    i + 1,
-                    &inner,
-                    rows_of,
-                )
-                .await?;
+                let submitted = self.exec().submit(i + 1, step).await?;
                 Ok(Submission::Submitted(submitted))
             }
-            Dialect::Postgres => self.load_here(i, step, table).await.map(Submission::Known),
+            Dialect::Postgres => {
+                let files = client::resolve_files(self.job, table).await?;
+                let outcome = self
+                    .exec()
+                    .load_here(
+                        i + 1,
+                        step,
+                        table,
+                        &files,
+                        self.options.load,
+                        &self.guard(),
+                        &|_: client::Progress| {},
+                    )
+                    .await;
+                let error = match outcome {
+                    Ok(r) => {
+                        tracing::info!(table = %table.name, rows = r.rows, rejected = r.rejected, files = r.files, "loaded");
+                        None
+                    }
+                    Err(f) => Some(f.error),
+                };
+                self.known(i, step, error).await.map(Submission::Known)
+            }
         }
     }
 
@@ -315,14 +299,11 @@ impl<'a> Runner<'a> {
                 ),
             ));
         };
-        // The PostgreSQL plan already holds the transforms as rewritten for PostgreSQL.
-        let statement = step.statements[0].sql.clone();
-        let in_block = !sql::needs_own_transaction(&statement);
-        if let Some(handle) = self.earlier_attempt(i, step, in_block).await? {
+        if let Some(handle) = self.earlier_attempt(i, step).await? {
             return Ok(Submission::Known(handle));
         }
-        let submitted =
-            track::submit(self.warehouse, &self.run_id, &step.id, i + 1, &statement).await?;
+        // The PostgreSQL plan holds the transforms as rewritten for PostgreSQL (plan::build).
+        let submitted = self.exec().submit(i + 1, step).await?;
         Ok(Submission::Submitted(submitted))
     }
 
@@ -333,24 +314,43 @@ impl<'a> Runner<'a> {
     /// # Errors
     /// [`Error::Connect`], [`Error::Query`], [`Error::Storage`].
     pub async fn submit_unload(&self) -> Result<Submission> {
-        let Some((i, step)) = self.find(|k| *k == StepKind::Unload) else {
+        let Some((i, step)) = self.find(|k| matches!(k, StepKind::Unload { .. })) else {
             return self.nothing_to_unload().await.map(Submission::Known);
         };
-        let statement = &step.statements[0].sql;
-        let in_block = match self.dialect() {
-            Dialect::Redshift => !sql::needs_own_transaction(statement),
-            Dialect::Postgres => false,
-        };
-        if let Some(handle) = self.earlier_attempt(i, step, in_block).await? {
+        if let Some(handle) = self.earlier_attempt(i, step).await? {
             return Ok(Submission::Known(handle));
         }
         match self.dialect() {
             Dialect::Redshift => {
-                let submitted =
-                    track::submit(self.warehouse, &self.run_id, &step.id, i + 1, statement).await?;
+                let submitted = self.exec().submit(i + 1, step).await?;
                 Ok(Submission::Submitted(submitted))
             }
-            Dialect::Postgres => self.unload_here(i, step).await.map(Submission::Known),
+            Dialect::Postgres => {
+                let error = match self
+                    .exec()
+                    .unload_here(i + 1, step, None, &self.guard())
+                    .await
+                {
+                    Ok(report) => {
+                        tracing::info!(rows = report.rows, files = report.files.len(), "unloaded");
+                        None
+                    }
+                    Err(e) => Some(e),
+                };
+                self.known(i, step, error).await.map(Submission::Known)
+            }
+        }
+    }
+
+    fn exec(&self) -> Executor<'_> {
+        Executor::new(self.job, self.warehouse, &self.run_id)
+    }
+
+    /// A Lambda's in-process steps stop before the invocation's deadline, cancelled on the server.
+    fn guard(&self) -> Guard {
+        Guard {
+            cancel: tokio_util::sync::CancellationToken::new(),
+            timeout: self.options.deadline,
         }
     }
 
@@ -358,7 +358,7 @@ impl<'a> Runner<'a> {
         self.steps.iter().enumerate().find(|(_, s)| pred(&s.kind))
     }
 
-    /// Registers the step in the journal (and the run, if create-tables has not): idempotent.
+    /// Registers a step the journal does not know (create-tables ran under another run id).
     async fn register(&self, i: usize, step: &Step) -> Result<()> {
         let conn = self.warehouse.get().await?;
         journal::begin_run(
@@ -374,75 +374,49 @@ impl<'a> Runner<'a> {
 
     /// What an earlier attempt of this step left: a handle when the journal shows it succeeded, or
     /// running and the server agrees; `None` when it must be (re)submitted. Registers the step when
-    /// the journal does not know it (journal writes are kept to what is needed: on Redshift,
-    /// concurrent writers of one table wait for each other).
-    async fn earlier_attempt(
-        &self,
-        i: usize,
-        step: &Step,
-        in_block: bool,
-    ) -> Result<Option<Handle>> {
-        let conn = self.warehouse.get().await?;
-        let row = conn
-            .query_opt(sql::journal::step_row(), &[&self.run_id, &step.id])
-            .await
-            .map_err(db("read the journal"))?;
-        drop(conn);
-        let Some(row) = row else {
-            // Not registered (create-tables ran under another run id, or not at all).
+    /// the journal does not know it.
+    async fn earlier_attempt(&self, i: usize, step: &Step) -> Result<Option<Handle>> {
+        if self.exec().journaled(i + 1, step).await?.is_none() {
             self.register(i, step).await?;
             return Ok(None);
-        };
-        let status = Status::parse(&row.get::<_, String>(0));
-        if !matches!(status, Some(Status::Succeeded | Status::Running)) {
-            return Ok(None);
         }
-        let started: Option<chrono::NaiveDateTime> = row.get(3);
-        let handle = Handle {
-            run_id: self.run_id.clone(),
-            step_id: step.id.clone(),
-            pid: row.get::<_, Option<i32>>(1).unwrap_or(0),
-            label: row
-                .get::<_, Option<String>>(2)
-                .unwrap_or_else(|| journal::step_label(&self.run_id, i + 1)),
-            submitted_at: started
-                .unwrap_or_default()
-                .format("%Y-%m-%d %H:%M:%S%.6f")
-                .to_string(),
-            dialect: self.dialect(),
-            in_block,
-        };
-        if status == Some(Status::Succeeded) {
-            tracing::info!(step = %step.id, "already succeeded in this run");
-            return Ok(Some(handle));
-        }
-        match track::poll(self.warehouse, &handle).await? {
-            track::State::Running => {
-                tracing::info!(step = %step.id, pid = handle.pid, "an earlier attempt is still running");
-                Ok(Some(handle))
+        let previous = self
+            .exec()
+            .previous(i + 1, step, Orphans::Report, &self.guard(), &|_, _| {})
+            .await?;
+        Ok(match previous {
+            Previous::Succeeded(h) => {
+                tracing::info!(step = %step.id, "already succeeded in this run");
+                Some(h)
             }
-            track::State::Succeeded { .. } => Ok(Some(handle)),
-            _ => Ok(None),
+            Previous::Running(h) => {
+                tracing::info!(step = %step.id, pid = h.pid, "an earlier attempt is still running");
+                Some(h)
+            }
+            Previous::Run => None,
+        })
+    }
+
+    /// The handle of a step that ran here (its journal row is final); an error a retry may fix is
+    /// returned instead.
+    async fn known(&self, i: usize, step: &Step, error: Option<Error>) -> Result<Handle> {
+        if let Some(e) = error
+            && e.is_retryable()
+        {
+            return Err(e);
         }
-    }
-
-    async fn begin_step(&self, client: &Client, i: usize, step: &Step) -> Result<Handle> {
-        track::begin(client, self.dialect(), &self.run_id, &step.id, i + 1, true).await
-    }
-
-    /// Journals a failure (see [`journal::record_failure`]).
-    async fn journal_failure(
-        &self,
-        step_id: &str,
-        error: &Error,
-        errors: &[crate::load::LoadError],
-        rejected: Option<(u64, &Table)>,
-    ) {
-        let table = rejected.map(|(_, t)| t.name.to_string());
-        let load = rejected
-            .zip(table.as_deref())
-            .map(|((n, _), name)| (name, n, errors));
-        journal::record_failure(self.warehouse, &self.run_id, step_id, error, load).await;
+        match self.exec().journaled(i + 1, step).await? {
+            Some((row, handle)) => {
+                if let Some(e) = &row.error {
+                    tracing::warn!(step = %step.id, error = %e, "step failed");
+                }
+                Ok(handle)
+            }
+            None => Err(Error::Internal(format!(
+                "step {} ran but the journal does not know it",
+                step.id
+            ))),
+        }
     }
 
     /// Writes the COPY manifest of a table given as a list of files, below `folder`, where the
@@ -464,140 +438,21 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    /// A client-side load (PostgreSQL): the step's transaction with `COPY ... FROM STDIN` fed from
-    /// the table's files, and its journal row. A failure that a retry will not fix is journaled and
-    /// the handle returned (its state: `Failed`); others are returned as errors.
-    async fn load_here(&self, i: usize, step: &Step, table: &Table) -> Result<Handle> {
-        let dialect = self.dialect();
-        let files = client::resolve_files(self.job, table).await?;
-        let parser = RowParser::new(&table.columns, &table.format, self.options.load.encoding)
-            .map(Arc::new)
-            .map_err(|m| Error::invalid(format!("format of {}", table.name), m))?;
-        let conn = self.warehouse.get().await?;
-        let handle = self.begin_step(&conn, i, step).await?;
-        let mut loaded = None;
-        let step_id = step.id.as_str();
-        let failure = |error: Error| LoadFailure {
-            error,
-            rejected: 0,
-            errors: Vec::new(),
-        };
-        let work = async {
-            for s in &step.statements {
-                if s.copy_in {
-                    let r = client::copy_files(
-                        &conn,
-                        &s.sql,
-                        table,
-                        &files,
-                        Arc::clone(&parser),
-                        self.options.load,
-                        &|_: client::Progress| {},
-                    )
-                    .await?;
-                    loaded = Some(r);
-                    continue;
-                }
-                if s.sql == "COMMIT" {
-                    let r = loaded.as_ref();
-                    if let Some(r) = r
-                        && !r.errors.is_empty()
-                    {
-                        journal::insert_load_errors(
-                            &**conn,
-                            dialect,
-                            &self.run_id,
-                            step_id,
-                            &table.name.to_string(),
-                            &r.errors,
-                        )
-                        .await
-                        .map_err(failure)?;
-                    }
-                    journal::succeed_step(
-                        &**conn,
-                        dialect,
-                        &self.run_id,
-                        step_id,
-                        r.map(|r| r.rows),
-                        r.map(|r| r.rejected),
-                    )
-                    .await
-                    .map_err(failure)?;
-                }
-                conn.batch_execute(&s.sql)
-                    .await
-                    .map_err(|e| failure(Error::query(&s.context, &e)))?;
-            }
-            Ok::<_, LoadFailure>(())
-        };
-        match work.await {
-            Ok(()) => {
-                let r = loaded.unwrap_or_default();
-                tracing::info!(table = %table.name, rows = r.rows, rejected = r.rejected, files = r.files, "loaded");
-                Ok(handle)
-            }
-            Err(f) => {
-                let _ = conn.batch_execute("ROLLBACK").await;
-                drop(conn);
-                self.journal_failure(step_id, &f.error, &f.errors, Some((f.rejected, table)))
-                    .await;
-                settle(handle, f.error)
-            }
-        }
-    }
-
-    /// The unload on PostgreSQL, here and now, journaled.
-    async fn unload_here(&self, i: usize, step: &Step) -> Result<Handle> {
-        let Some(spec) = &self.job.unload else {
-            return self.nothing_to_unload().await;
-        };
-        let conn = self.warehouse.get().await?;
-        let handle = self.begin_step(&conn, i, step).await?;
-        let work = async {
-            let report = crate::unload::unload_postgres(
-                &conn,
-                spec,
-                &crate::unload::UnloadOptions::default(),
-                &tokio_util::sync::CancellationToken::new(),
-            )
-            .await?;
-            journal::succeed_step(
-                &**conn,
-                self.dialect(),
-                &self.run_id,
-                &step.id,
-                Some(report.rows),
-                None,
-            )
-            .await?;
-            Ok::<_, Error>(report)
-        };
-        match work.await {
-            Ok(report) => {
-                tracing::info!(rows = report.rows, files = report.files.len(), "unloaded");
-                Ok(handle)
-            }
-            Err(e) => {
-                drop(conn);
-                self.journal_failure(&step.id, &e, &[], None).await;
-                settle(handle, e)
-            }
-        }
-    }
-
     /// A job without an unload: an `unload` step that succeeds at once, so that the state
     /// machine's poll finds it.
     async fn nothing_to_unload(&self) -> Result<Handle> {
         let step = Step {
             id: "unload".into(),
-            kind: StepKind::Unload,
-            statements: Vec::new(),
+            kind: StepKind::Unload {
+                query: String::new(),
+            },
+            body: crate::plan::Body::Transaction(Vec::new()),
         };
         let i = self.steps.len();
         self.register(i, &step).await?;
         let conn = self.warehouse.get().await?;
-        let handle = self.begin_step(&conn, i, &step).await?;
+        let handle =
+            track::begin(&conn, self.dialect(), &self.run_id, &step.id, i + 1, true).await?;
         journal::succeed_step(
             &**conn,
             self.dialect(),
@@ -607,17 +462,6 @@ impl<'a> Runner<'a> {
             None,
         )
         .await?;
-        Ok(handle)
-    }
-}
-
-/// After a step that ran here failed (and was journaled): an error a retry may fix is returned;
-/// any other is the step's outcome, which the handle's poll reports.
-fn settle(handle: Handle, error: Error) -> Result<Handle> {
-    if error.is_retryable() {
-        Err(error)
-    } else {
-        tracing::warn!(step = %handle.step_id, error = %journal::error_text(&error), "step failed");
         Ok(handle)
     }
 }

@@ -61,7 +61,7 @@ async fn hostile_names_round_trip_through_the_catalog() {
         .iter()
         .find(|s| s.kind == StepKind::CreateTables)
         .unwrap();
-    for s in &create.statements {
+    for s in &create.statements() {
         c.batch_execute(&s.sql)
             .await
             .unwrap_or_else(|e| panic!("{e:?}\n{}", s.sql));

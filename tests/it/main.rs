@@ -9,6 +9,7 @@ mod copy_conformance;
 mod demo_check;
 mod hostile;
 mod lambda;
+mod rehearsal_sql;
 mod run;
 mod track;
 mod unload;

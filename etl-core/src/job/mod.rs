@@ -602,6 +602,32 @@ fn placeholder() -> Ident {
     Ident::new("invalid").expect("valid placeholder")
 }
 
+/// Why a schema name cannot hold a job's tables, if it cannot: the engine's journal schema
+/// (`etl_meta`: a table there could overwrite the journal), and the system schemas — `pg_*`
+/// names are reserved by both warehouses' CREATE SCHEMA
+/// (<https://www.postgresql.org/docs/current/sql-createschema.html>,
+/// <https://docs.aws.amazon.com/redshift/latest/dg/r_CREATE_SCHEMA.html>), `information_schema`
+/// is the catalog's, and Redshift keeps `catalog_history` for its system tables.
+pub fn reserved_schema(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    if lower == crate::sql::journal::SCHEMA {
+        Some(format!(
+            "{name:?} is the engine's journal schema (runs, steps, locks): a job table there could \
+             overwrite the journal; put the table in another schema"
+        ))
+    } else if lower.starts_with("pg_")
+        || lower == "information_schema"
+        || lower == "catalog_history"
+    {
+        Some(format!(
+            "{name:?} is a system schema (names starting with pg_, information_schema and \
+             catalog_history are reserved): pick another schema name"
+        ))
+    } else {
+        None
+    }
+}
+
 fn validate(raw: RawJob, origin: &str, base: &Path, issues: &mut Issues) -> Job {
     if raw.name.is_empty()
         || raw.name.len() > 64
@@ -642,6 +668,11 @@ fn validate(raw: RawJob, origin: &str, base: &Path, issues: &mut Issues) -> Job 
     for (si, raw_schema) in raw.schemas.into_iter().enumerate() {
         let spath = format!("schemas[{si}]");
         let schema = ident(issues, format!("{spath}.name"), &raw_schema.name);
+        if let Some(s) = &schema
+            && let Some(why) = reserved_schema(s.as_str())
+        {
+            issues.push(format!("{spath}.name"), why);
+        }
         if let Some(s) = &schema
             && !seen_schemas.insert(s.clone())
         {

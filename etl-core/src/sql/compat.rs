@@ -42,6 +42,11 @@ use super::split::{dollar_tag_end, find, ident_char_before, skip_block_comment, 
 /// transforms run.
 pub const POSTGRES_COMPAT_SQL: &str = include_str!("../../../sql/compat/postgres.sql");
 
+/// [`POSTGRES_COMPAT_SQL`] in one transaction block, as the engine sends it.
+pub fn install_script() -> String {
+    format!("BEGIN;\n{POSTGRES_COMPAT_SQL}\nCOMMIT")
+}
+
 /// Redshift's date part names and abbreviations, each with its canonical name.
 ///
 /// From <https://docs.aws.amazon.com/redshift/latest/dg/r_Dateparts_for_datetime_functions.html>.
@@ -218,6 +223,81 @@ pub fn rewrite_for_postgres(sql: &str) -> Cow<'_, str> {
     }
     out.push_str(&sql[at..]);
     Cow::Owned(out)
+}
+
+/// A construct in Redshift SQL that the rehearsal on PostgreSQL cannot reproduce with Redshift's
+/// meaning: `etl plan` and `etl run` warn about it (an error with `--strict`) before anything runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Byte offset of the construct in the SQL that was checked.
+    pub offset: usize,
+    /// The construct as written, e.g. `ratio_to_report(...)`.
+    pub construct: String,
+    /// Why it differs and what to write instead.
+    pub instead: String,
+}
+
+/// Constructs the rehearsal cannot reproduce (see `sql/compat/README.md`, "What PostgreSQL does not
+/// reproduce"), in the order they appear. Only code is inspected: strings, quoted identifiers and
+/// comments are not. Call it on the SQL as written for Redshift, before [`rewrite_for_postgres`].
+///
+/// ```
+/// let found = etl_core::sql::compat::unsupported("select ratio_to_report(x) over () from t");
+/// assert_eq!(found.len(), 1);
+/// assert_eq!(found[0].offset, 7);
+/// ```
+pub fn unsupported(sql: &str) -> Vec<Finding> {
+    let tokens = lex(sql);
+    let mut out = Vec::new();
+    for (i, tok) in tokens.iter().enumerate() {
+        if tok.kind != Kind::Word || is_punct(tokens.get(i.wrapping_sub(1)), b'.') {
+            continue;
+        }
+        let word = &sql[tok.start..tok.end];
+        let call = is_punct(tokens.get(i + 1), b'(');
+        let instead = match word.to_ascii_lowercase().as_str() {
+            "ratio_to_report" if call => {
+                "PostgreSQL cannot define this window function in SQL: write \
+                 `x / sum(x) over (partition by ...)`, which means the same on both"
+            }
+            "regexp_replace" if call => {
+                "replaces every match in Redshift and only the first in PostgreSQL: check the \
+                 result, or use a pattern that can match once"
+            }
+            "listagg" if call => match Call::parse(&tokens, i + 1) {
+                Some(c)
+                    if is_word(sql, tokens.get(c.close + 1), "within")
+                        && Call::parse(&tokens, c.close + 3)
+                            .is_some_and(|o| is_word(sql, tokens.get(o.close + 1), "over")) =>
+                {
+                    "LISTAGG ... WITHIN GROUP (...) OVER (...) cannot be ordered in PostgreSQL: \
+                     aggregate in a subquery and join, or drop WITHIN GROUP"
+                }
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let end = if call {
+            Call::parse(&tokens, i + 1).map_or(tok.end, |c| tokens[c.close].end)
+        } else {
+            tok.end
+        };
+        let mut construct = sql[tok.start..end].to_owned();
+        if construct.len() > 60 {
+            let mut cut = 57;
+            while !construct.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            construct.truncate(cut);
+            construct.push_str("...");
+        }
+        out.push(Finding {
+            offset: tok.start,
+            construct: construct.split_whitespace().collect::<Vec<_>>().join(" "),
+            instead: instead.to_owned(),
+        });
+    }
+    out
 }
 
 /// The Redshift functions [`POSTGRES_COMPAT_SQL`] installs (lower case, sorted, each once),

@@ -93,6 +93,15 @@ pub fn delete_all(table: &TableName) -> String {
     out
 }
 
+/// `ANALYZE "s"."t"`: refreshes the planner's statistics of a table just loaded. PostgreSQL runs
+/// it inside the load's transaction (its statistics then commit with the rows); Redshift's COPY
+/// refreshes them itself (`STATUPDATE`).
+pub fn analyze(table: &TableName) -> String {
+    let mut out = String::from("ANALYZE ");
+    push_qualified(&mut out, table);
+    out
+}
+
 /// `LOCK "s"."t"`: serializes loads of one table (both dialects accept the bare form).
 pub fn lock_table(table: &TableName) -> String {
     let mut out = String::from("LOCK TABLE ");

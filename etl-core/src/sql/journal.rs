@@ -8,7 +8,7 @@ pub const SCHEMA: &str = "etl_meta";
 
 /// Statements that create the journal, idempotently. Primary keys are informational on Redshift:
 /// the journal's writers keep them unique themselves.
-pub fn create_journal() -> [&'static str; 4] {
+pub fn create_journal() -> [&'static str; 6] {
     [
         "CREATE SCHEMA IF NOT EXISTS etl_meta",
         "CREATE TABLE IF NOT EXISTS etl_meta.runs (\n  \
@@ -47,6 +47,19 @@ pub fn create_journal() -> [&'static str; 4] {
          raw_line VARCHAR(4096),\n  \
          raw_field_value VARCHAR(4096),\n  \
          logged_at TIMESTAMP NOT NULL\n)",
+        "CREATE TABLE IF NOT EXISTS etl_meta.locks (\n  \
+         job VARCHAR(64) NOT NULL,\n  \
+         run_id VARCHAR(128) NOT NULL,\n  \
+         host VARCHAR(256),\n  \
+         client_pid INTEGER,\n  \
+         session_pid INTEGER,\n  \
+         started_at TIMESTAMP NOT NULL,\n  \
+         PRIMARY KEY (job)\n)",
+        "CREATE TABLE IF NOT EXISTS etl_meta.plans (\n  \
+         run_id VARCHAR(128) NOT NULL,\n  \
+         step_id VARCHAR(512) NOT NULL,\n  \
+         digest VARCHAR(16) NOT NULL,\n  \
+         PRIMARY KEY (run_id, step_id)\n)",
     ]
 }
 
@@ -90,6 +103,19 @@ pub fn insert_step() -> &'static str {
     "INSERT INTO etl_meta.steps (run_id, step_id, seq, status, attempts) \
      SELECT CAST($1 AS VARCHAR), CAST($2 AS VARCHAR), CAST($3 AS INTEGER), 'pending', 0 \
      WHERE NOT EXISTS (SELECT 1 FROM etl_meta.steps \
+     WHERE run_id = CAST($1 AS VARCHAR) AND step_id = CAST($2 AS VARCHAR))"
+}
+
+/// The plan a run was started with: `(step_id, digest)`. `$1` run_id.
+pub fn plan_digests() -> &'static str {
+    "SELECT step_id, digest FROM etl_meta.plans WHERE run_id = $1"
+}
+
+/// Records one step of the plan a run was started with. `$1` run_id, `$2` step_id, `$3` digest.
+pub fn insert_plan_digest() -> &'static str {
+    "INSERT INTO etl_meta.plans (run_id, step_id, digest) \
+     SELECT CAST($1 AS VARCHAR), CAST($2 AS VARCHAR), CAST($3 AS VARCHAR) \
+     WHERE NOT EXISTS (SELECT 1 FROM etl_meta.plans \
      WHERE run_id = CAST($1 AS VARCHAR) AND step_id = CAST($2 AS VARCHAR))"
 }
 
@@ -147,20 +173,24 @@ pub fn tracked_request(
 }
 
 /// Marks a step succeeded with its row counts. `$1` run_id, `$2` step_id, `$3` rows, `$4` rejected.
+/// Counts already journaled by the step's own transaction (Redshift's `pg_last_copy_count()`)
+/// are kept: the start of an attempt clears them, so they are this attempt's.
 pub fn succeed_step(dialect: Dialect) -> String {
     format!(
-        "UPDATE etl_meta.steps SET status = 'succeeded', rows = $3, rejected = $4, \
-         finished_at = COALESCE(finished_at, {}) WHERE run_id = $1 AND step_id = $2",
+        "UPDATE etl_meta.steps SET status = 'succeeded', rows = COALESCE(rows, $3), \
+         rejected = COALESCE(rejected, $4), finished_at = COALESCE(finished_at, {}) \
+         WHERE run_id = $1 AND step_id = $2",
         now(dialect)
     )
 }
 
 /// Marks a step failed (or cancelled). `$1` run_id, `$2` step_id, `$3` status, `$4` sqlstate,
-/// `$5` error, `$6` rejected.
+/// `$5` error, `$6` rejected. Never over a committed `succeeded`: a late conclusion cannot undo
+/// what the warehouse committed.
 pub fn fail_step(dialect: Dialect) -> String {
     format!(
         "UPDATE etl_meta.steps SET status = $3, sqlstate = $4, error = $5, rejected = $6, \
-         finished_at = {} WHERE run_id = $1 AND step_id = $2",
+         finished_at = {} WHERE run_id = $1 AND step_id = $2 AND status <> 'succeeded'",
         now(dialect)
     )
 }
@@ -170,6 +200,77 @@ pub fn fail_step(dialect: Dialect) -> String {
 pub fn step_row() -> &'static str {
     "SELECT status, pid, label, started_at, finished_at, rows, sqlstate, error \
      FROM etl_meta.steps WHERE run_id = $1 AND step_id = $2"
+}
+
+/// The columns of [`crate::journal::StepRow`], in its order.
+pub const STEP_COLUMNS: &str = "step_id, status, pid, label, started_at, finished_at, rows, \
+     rejected, sqlstate, error, attempts";
+
+/// One step's row, every column ([`STEP_COLUMNS`]). `$1` run_id, `$2` step_id.
+pub fn step_full_row() -> String {
+    format!("SELECT {STEP_COLUMNS} FROM etl_meta.steps WHERE run_id = $1 AND step_id = $2")
+}
+
+/// Takes the job's run lock, a session-level advisory lock (PostgreSQL), without waiting:
+/// `$1`, `$2` the lock's two keys (int4). Returns whether it was taken.
+pub fn try_run_lock() -> &'static str {
+    "SELECT pg_try_advisory_lock($1::int4, $2::int4)"
+}
+
+/// Takes the job's run lock, waiting for it (PostgreSQL). `$1`, `$2` the keys.
+pub fn wait_run_lock() -> &'static str {
+    "SELECT pg_advisory_lock($1::int4, $2::int4)"
+}
+
+/// Releases the job's run lock (PostgreSQL). `$1`, `$2` the keys.
+pub fn release_run_lock() -> &'static str {
+    "SELECT pg_advisory_unlock($1::int4, $2::int4)"
+}
+
+/// Locks the lock table for the rest of the transaction (Redshift, which has no advisory locks):
+/// lock-row readers and writers are serialised.
+pub fn lock_locks_table() -> &'static str {
+    "LOCK etl_meta.locks"
+}
+
+/// Who holds the job's run lock: `(run_id, host, client_pid, session_pid, started_at)`. `$1` job.
+pub fn lock_owner() -> &'static str {
+    "SELECT run_id, host, client_pid, session_pid, started_at FROM etl_meta.locks WHERE job = $1"
+}
+
+/// Clears the job's lock row. `$1` job.
+pub fn clear_lock() -> &'static str {
+    "DELETE FROM etl_meta.locks WHERE job = $1"
+}
+
+/// Records the job's lock owner (after [`clear_lock`], in one transaction). `$1` job, `$2`
+/// run_id, `$3` host, `$4` client pid; the session is this one.
+pub fn write_lock(dialect: Dialect) -> String {
+    format!(
+        "INSERT INTO etl_meta.locks (job, run_id, host, client_pid, session_pid, started_at) \
+         VALUES ($1, $2, $3, $4, pg_backend_pid(), {})",
+        now(dialect)
+    )
+}
+
+/// Releases the job's lock row if `run_id` holds it. `$1` job, `$2` run_id.
+pub fn release_lock() -> &'static str {
+    "DELETE FROM etl_meta.locks WHERE job = $1 AND run_id = $2"
+}
+
+/// The status of a run: `(status)`. `$1` run_id.
+pub fn run_status() -> &'static str {
+    "SELECT status FROM etl_meta.runs WHERE run_id = $1"
+}
+
+/// Whether a session is alive: PostgreSQL `pg_stat_activity`, Redshift `STV_SESSIONS`
+/// (<https://docs.aws.amazon.com/redshift/latest/dg/r_STV_SESSIONS.html>: `process`, the session's
+/// PID). `$1` pid.
+pub fn session_alive(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => "SELECT 1 FROM pg_stat_activity WHERE pid = $1",
+        Dialect::Redshift => "SELECT 1 FROM stv_sessions WHERE process = $1",
+    }
 }
 
 /// Runs, newest first. `$1` limit.

@@ -22,7 +22,7 @@ mod values;
 pub use classify::needs_own_transaction;
 pub use copy::{CopyFromS3, CopyFromStdin, CopySource, CopyTarget};
 pub use ddl::{
-    create_schema, create_staging_like, create_table, dedup_staging, delete_all,
+    analyze, create_schema, create_staging_like, create_table, dedup_staging, delete_all,
     delete_matching_staging, drop_table, drop_temp_table, insert_from_staging, lock_table,
 };
 pub use ident::{Ident, POSTGRES_MAX_IDENT_BYTES, REDSHIFT_MAX_IDENT_BYTES, TableName};
@@ -35,6 +35,13 @@ pub use unload::{CopyToStdout, Unload, unload_query};
 pub use values::{IamRole, S3Url};
 
 use std::fmt::Write as _;
+
+/// Starts a transaction block (both dialects).
+pub const BEGIN: &str = "BEGIN";
+/// Commits the transaction block.
+pub const COMMIT: &str = "COMMIT";
+/// Rolls the transaction block back.
+pub const ROLLBACK: &str = "ROLLBACK";
 
 /// The SQL dialect a statement is written for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

@@ -81,6 +81,9 @@ pub struct UnloadOptions {
     pub slices: usize,
     /// Writes here instead of the job's `unload.to` (a name prefix, or a folder ending with `/`).
     pub to: Option<Location>,
+    /// Runs this query instead of the job's `unload.source`: the plan's query, rewritten for
+    /// PostgreSQL by the compatibility layer ([`crate::plan::StepKind::Unload`]).
+    pub query: Option<String>,
 }
 
 impl Default for UnloadOptions {
@@ -88,6 +91,7 @@ impl Default for UnloadOptions {
         UnloadOptions {
             slices: DEFAULT_SLICES,
             to: None,
+            query: None,
         }
     }
 }
@@ -102,6 +106,12 @@ impl UnloadOptions {
     /// Writes to `to` instead of the job's `unload.to`.
     pub fn with_to(mut self, to: Location) -> Self {
         self.to = Some(to);
+        self
+    }
+
+    /// Runs `query` instead of the job's `unload.source` (the plan's query, as rewritten).
+    pub fn with_query(mut self, query: impl Into<String>) -> Self {
+        self.query = Some(query.into());
         self
     }
 }
@@ -158,7 +168,10 @@ pub async fn unload_postgres(
     }
     let store = Store::open(options.to.as_ref().unwrap_or(&spec.to))?;
     let context = format!("unload to {}", store.display);
-    let query = unload_query(&spec.source);
+    let query = options
+        .query
+        .clone()
+        .unwrap_or_else(|| unload_query(&spec.source));
 
     // The query's columns, before anything is written or cleaned: a query that does not compile
     // fails here and leaves the destination as it was.
