@@ -259,6 +259,7 @@ impl<'a> Executor<'a> {
     /// fed from `files`, then `ANALYZE` of the table (the planner's statistics, as Redshift's COPY
     /// keeps them), the rejected rows and the journal row, committed together. On failure the
     /// transaction is rolled back and the failure journaled (with the rejected rows).
+    #[allow(clippy::too_many_arguments)] // the load's inputs, each distinct; a struct would only rename them
     pub async fn load_here(
         &self,
         seq: usize,
