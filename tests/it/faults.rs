@@ -686,7 +686,11 @@ fn inject(case: &Case<'_>) -> Result<String, String> {
                          naming the active run {}: it ended {status} after {waited:?} (the first \
                          run {}), stderr:\n{err}",
                         case.run_id,
-                        if first_alive { "still running" } else { "had already ended" }
+                        if first_alive {
+                            "still running"
+                        } else {
+                            "had already ended"
+                        }
                     ));
                 }
                 notes.push_str(&format!("; refused in {:.1} s", waited.as_secs_f64()));
@@ -754,6 +758,9 @@ fn inject(case: &Case<'_>) -> Result<String, String> {
         notes.push_str("; the resume waited for the orphan");
     }
     let status = resume.wait(STUCK)?;
+    if !notes.contains("orphan") && resume.stderr().contains("still running on the server") {
+        notes.push_str("; the resume waited for the orphan");
+    }
     if !status.success() {
         return Err(format!(
             "the resume failed ({status}):\n{}\n--- the faulted run's stderr:\n{first_err}",
@@ -776,7 +783,9 @@ fn wait_load(
         Phase::Mid => ("half of the usage load", rows / 2),
         Phase::Late => ("nine tenths of the usage load", rows * 9 / 10),
     };
-    case.wait_point(mon, first, what, &probe_copied(), case.step(1), |n| n >= min)
+    case.wait_point(mon, first, what, &probe_copied(), case.step(1), |n| {
+        n >= min
+    })
 }
 
 /// Waits until the usage load is half done, or the profile's CTAS (the longest transform) reads.
@@ -837,7 +846,9 @@ fn verify(case: &Case<'_>) -> Vec<String> {
                 break;
             }
             if t.elapsed() > Duration::from_secs(10) {
-                problems.push(format!("{n} session(s) labelled etl-* remain 10 s after the resume"));
+                problems.push(format!(
+                    "{n} session(s) labelled etl-* remain 10 s after the resume"
+                ));
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -849,10 +860,16 @@ fn verify(case: &Case<'_>) -> Vec<String> {
                     if rows != want_rows {
                         problems.push(format!(
                             "{t}: {rows} rows, the clean run has {want_rows} ({})",
-                            if rows > want_rows { "duplicated" } else { "lost" }
+                            if rows > want_rows {
+                                "duplicated"
+                            } else {
+                                "lost"
+                            }
                         ));
                     } else if sum != want_sum {
-                        problems.push(format!("{t}: {rows} rows as in the clean run, but other rows"));
+                        problems.push(format!(
+                            "{t}: {rows} rows as in the clean run, but other rows"
+                        ));
                     }
                 }
             }
@@ -945,10 +962,11 @@ fn clean_run(ds: &Dataset, method: Method) -> (Outcome, f64) {
     let dir = tempfile::tempdir().unwrap();
     let job = write_job(dir.path(), &ds.data, method);
     let t = Instant::now();
-    let out = run(etl()
-        .arg("run")
-        .arg(&job)
-        .args(["--database-url", &local.url(), "--run-id", "clean"]));
+    let out =
+        run(etl()
+            .arg("run")
+            .arg(&job)
+            .args(["--database-url", &local.url(), "--run-id", "clean"]));
     let seconds = t.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
@@ -1146,10 +1164,11 @@ async fn colliding_names_are_two_steps_and_a_resume_neither_skips_nor_doubles() 
             std::fs::write(dir.path().join(f), text).unwrap();
         }
         let run_id = format!("collide-{n}");
-        let out = run(etl()
-            .arg("run")
-            .arg(&job)
-            .args(["--database-url", &url, "--run-id", &run_id]));
+        let out =
+            run(etl()
+                .arg("run")
+                .arg(&job)
+                .args(["--database-url", &url, "--run-id", &run_id]));
         assert_eq!(
             out.status.code(),
             Some(1),
@@ -1158,10 +1177,11 @@ async fn colliding_names_are_two_steps_and_a_resume_neither_skips_nor_doubles() 
         );
         // Fixed; the resume loads the failed table and leaves the finished one alone.
         std::fs::write(dir.path().join(failing), good(failing)).unwrap();
-        let out = run(etl()
-            .arg("run")
-            .arg(&job)
-            .args(["--database-url", &url, "--run-id", &run_id]));
+        let out =
+            run(etl()
+                .arg("run")
+                .arg(&job)
+                .args(["--database-url", &url, "--run-id", &run_id]));
         assert!(
             out.status.success(),
             "{}",
@@ -1169,12 +1189,7 @@ async fn colliding_names_are_two_steps_and_a_resume_neither_skips_nor_doubles() 
         );
         let count = |sql: &'static str| {
             let c = &c;
-            async move {
-                c.query_one(sql, &[])
-                    .await
-                    .unwrap()
-                    .get::<_, i64>(0)
-            }
+            async move { c.query_one(sql, &[]).await.unwrap().get::<_, i64>(0) }
         };
         assert_eq!(
             (
