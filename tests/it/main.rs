@@ -7,6 +7,7 @@ mod cloud;
 mod compat;
 mod copy_conformance;
 mod demo_check;
+mod faults;
 mod hostile;
 mod lambda;
 mod rehearsal_sql;

@@ -125,3 +125,27 @@ pub async fn client(local: &Local) -> tokio_postgres::Client {
         .await
         .expect("connect")
 }
+
+/// A `Command` for `pg_ctl` on `local`'s data directory (`pg_ctl -D DATA`), run as the user that
+/// owns the data directory — the `postgres` user when the tests run as root, as the server does.
+/// Add the action: `pg_ctl(&local).args(["restart", "-m", "fast"])`.
+pub fn pg_ctl(local: &Local) -> Command {
+    use std::os::unix::fs::MetadataExt as _;
+    use std::os::unix::process::CommandExt as _;
+    let data = local.dir().join("data");
+    let mut cmd = Command::new(local.bindir().join("pg_ctl"));
+    let meta = std::fs::metadata(&data).expect("the server's data directory");
+    // The same switch the harness makes when it starts the server as root.
+    if meta.uid() != current_uid() {
+        cmd.uid(meta.uid()).gid(meta.gid());
+        cmd.env_remove("HOME");
+    }
+    cmd.arg("-D").arg(data);
+    cmd
+}
+
+/// The user id this process runs as (the owner of `/proc/self`).
+fn current_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").map_or(0, |m| m.uid())
+}
