@@ -42,7 +42,11 @@ pub async fn run(args: DoctorArgs) -> Result<(), Failure> {
     }
     out.flush()?;
     let count = |s: Status| findings.iter().filter(|f| f.status == s).count();
-    let (ok, failed, skipped) = (count(Status::Ok), count(Status::Failed), count(Status::Skipped));
+    let (ok, failed, skipped) = (
+        count(Status::Ok),
+        count(Status::Failed),
+        count(Status::Skipped),
+    );
     eprintln!("{ok} ok, {failed} failed, {skipped} skipped");
     if failed > 0 {
         return Err(Failure::Failed(anyhow::anyhow!(

@@ -80,20 +80,50 @@ impl fmt::Display for Finding {
 /// The probes, in the order they run, with the page each follows (Redshift's; PostgreSQL runs the
 /// local equivalent).
 pub const PROBES: &[(&str, &str)] = &[
-    ("tls", "https://docs.aws.amazon.com/redshift/latest/mgmt/connecting-ssl-support.html"),
-    ("isolation", "https://docs.aws.amazon.com/redshift/latest/dg/r_STV_DB_ISOLATION_LEVEL.html"),
-    ("query_group", "https://docs.aws.amazon.com/redshift/latest/dg/r_query_group.html"),
-    ("status-running", "https://docs.aws.amazon.com/redshift/latest/dg/r_STV_INFLIGHT.html"),
-    ("label-lengths", "https://docs.aws.amazon.com/redshift/latest/dg/r_STL_QUERY.html"),
-    ("cancel", "https://docs.aws.amazon.com/redshift/latest/dg/PG_CANCEL_BACKEND.html"),
-    ("status-history", "https://docs.aws.amazon.com/redshift/latest/dg/SYS_QUERY_HISTORY.html"),
+    (
+        "tls",
+        "https://docs.aws.amazon.com/redshift/latest/mgmt/connecting-ssl-support.html",
+    ),
+    (
+        "isolation",
+        "https://docs.aws.amazon.com/redshift/latest/dg/r_STV_DB_ISOLATION_LEVEL.html",
+    ),
+    (
+        "query_group",
+        "https://docs.aws.amazon.com/redshift/latest/dg/r_query_group.html",
+    ),
+    (
+        "status-running",
+        "https://docs.aws.amazon.com/redshift/latest/dg/r_STV_INFLIGHT.html",
+    ),
+    (
+        "label-lengths",
+        "https://docs.aws.amazon.com/redshift/latest/dg/r_STL_QUERY.html",
+    ),
+    (
+        "cancel",
+        "https://docs.aws.amazon.com/redshift/latest/dg/PG_CANCEL_BACKEND.html",
+    ),
+    (
+        "status-history",
+        "https://docs.aws.amazon.com/redshift/latest/dg/SYS_QUERY_HISTORY.html",
+    ),
     (
         "own-rows",
         "https://docs.aws.amazon.com/redshift/latest/dg/cm_chap_system-tables.html#c_visibility-of-data",
     ),
-    ("copy-count", "https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_COUNT.html"),
-    ("s3-copy", "https://docs.aws.amazon.com/redshift/latest/dg/copy-usage_notes-access-permissions.html"),
-    ("s3-unload", "https://docs.aws.amazon.com/redshift/latest/dg/r_UNLOAD.html"),
+    (
+        "copy-count",
+        "https://docs.aws.amazon.com/redshift/latest/dg/PG_LAST_COPY_COUNT.html",
+    ),
+    (
+        "s3-copy",
+        "https://docs.aws.amazon.com/redshift/latest/dg/copy-usage_notes-access-permissions.html",
+    ),
+    (
+        "s3-unload",
+        "https://docs.aws.amazon.com/redshift/latest/dg/r_UNLOAD.html",
+    ),
 ];
 
 fn doc(probe: &str) -> &'static str {
@@ -104,7 +134,12 @@ fn doc(probe: &str) -> &'static str {
         .unwrap_or("")
 }
 
-fn finding(probe: &'static str, status: Status, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
+fn finding(
+    probe: &'static str,
+    status: Status,
+    detail: impl Into<String>,
+    fix: impl Into<String>,
+) -> Finding {
     Finding {
         probe,
         status,
@@ -129,7 +164,12 @@ pub async fn run(warehouse: &Warehouse, job: Option<&Job>) -> Vec<Finding> {
     let client = match warehouse.connect_one().await {
         Ok(c) => c,
         Err(e) => {
-            out.push(finding("tls", Status::Failed, format!("cannot connect: {e}"), ""));
+            out.push(finding(
+                "tls",
+                Status::Failed,
+                format!("cannot connect: {e}"),
+                "",
+            ));
             return out;
         }
     };
@@ -147,7 +187,11 @@ fn nonce() -> String {
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    format!("{:x}{:x}", t.as_secs() & 0xff_ffff, std::process::id() & 0xffff)
+    format!(
+        "{:x}{:x}",
+        t.as_secs() & 0xff_ffff,
+        std::process::id() & 0xffff
+    )
 }
 
 fn query_error(sql: &str, e: &tokio_postgres::Error) -> String {
@@ -159,25 +203,44 @@ async fn tls(client: &Client, warehouse: &Warehouse) -> Finding {
     let sql = q::tls(dialect);
     let (on, detail): (bool, String) = match client.query_one(sql, &[]).await {
         Ok(row) => (row.get(0), row.get(1)),
-        Err(e) => return finding("tls", Status::Failed, query_error(sql, &e), "a superuser or the master user sees the connection log"),
+        Err(e) => {
+            return finding(
+                "tls",
+                Status::Failed,
+                query_error(sql, &e),
+                "a superuser or the master user sees the connection log",
+            );
+        }
     };
     let options = warehouse.options();
     if on {
-        return finding("tls", Status::Ok, format!("encrypted ({detail}), sslmode={}", options.sslmode), "");
+        return finding(
+            "tls",
+            Status::Ok,
+            format!("encrypted ({detail}), sslmode={}", options.sslmode),
+            "",
+        );
     }
-    let local = options.host.starts_with('/') || matches!(options.host.as_str(), "localhost" | "127.0.0.1" | "::1");
+    let local = options.host.starts_with('/')
+        || matches!(options.host.as_str(), "localhost" | "127.0.0.1" | "::1");
     if dialect == Dialect::Postgres && local {
         finding(
             "tls",
             Status::Ok,
-            format!("not encrypted: a local PostgreSQL (sslmode={})", options.sslmode),
+            format!(
+                "not encrypted: a local PostgreSQL (sslmode={})",
+                options.sslmode
+            ),
             "",
         )
     } else {
         finding(
             "tls",
             Status::Failed,
-            format!("the connection is not encrypted (sslmode={})", options.sslmode),
+            format!(
+                "the connection is not encrypted (sslmode={})",
+                options.sslmode
+            ),
             format!(
                 "connect with sslmode={} (PGSSLMODE or ?sslmode=); cfn/redshift.yaml's parameter group sets require_ssl",
                 SslMode::VerifyFull
@@ -198,7 +261,12 @@ async fn isolation(client: &Client, dialect: Dialect) -> Finding {
             };
             finding("isolation", Status::Ok, format!("{level}{note}"), "")
         }
-        Ok(None) => finding("isolation", Status::Failed, "no row for this database", "check the database name"),
+        Ok(None) => finding(
+            "isolation",
+            Status::Failed,
+            "no row for this database",
+            "check the database name",
+        ),
         Err(e) => finding("isolation", Status::Failed, query_error(sql, &e), ""),
     }
 }
@@ -206,20 +274,33 @@ async fn isolation(client: &Client, dialect: Dialect) -> Finding {
 async fn query_group(client: &Client, dialect: Dialect, label: &str) -> Finding {
     let set = sql::set_label(dialect, label);
     if let Err(e) = client.batch_execute(&set).await {
-        return finding("query_group", Status::Failed, query_error(&set, &e), "the tracker labels every statement this way");
+        return finding(
+            "query_group",
+            Status::Failed,
+            query_error(&set, &e),
+            "the tracker labels every statement this way",
+        );
     }
     let sql = q::current_label(dialect);
     match client.query_one(sql, &[]).await {
         Ok(row) => {
             let got: String = row.get(0);
             if got == label {
-                finding("query_group", Status::Ok, format!("{label:?} ({} characters) kept", label.len()), "")
+                finding(
+                    "query_group",
+                    Status::Ok,
+                    format!("{label:?} ({} characters) kept", label.len()),
+                    "",
+                )
             } else {
                 finding(
                     "query_group",
                     Status::Failed,
                     format!("set {label:?}, the session says {got:?}"),
-                    format!("labels must fit what the server keeps ({} characters here)", got.len()),
+                    format!(
+                        "labels must fit what the server keeps ({} characters here)",
+                        got.len()
+                    ),
                 )
             }
         }
@@ -237,7 +318,12 @@ async fn running_and_cancel(warehouse: &Warehouse, observer: &Client, label: &st
     let worker = match warehouse.connect_one().await {
         Ok(c) => c,
         Err(e) => {
-            out.push(finding("status-running", Status::Failed, format!("cannot open a second session: {e}"), ""));
+            out.push(finding(
+                "status-running",
+                Status::Failed,
+                format!("cannot open a second session: {e}"),
+                "",
+            ));
             return out;
         }
     };
@@ -250,21 +336,34 @@ async fn running_and_cancel(warehouse: &Warehouse, observer: &Client, label: &st
         s.join("; ")
     };
     if let Err(e) = worker.batch_execute(&setup).await {
-        out.push(finding("status-running", Status::Failed, query_error(&setup, &e), ""));
+        out.push(finding(
+            "status-running",
+            Status::Failed,
+            query_error(&setup, &e),
+            "",
+        ));
         return out;
     }
     let info = sql::session_info(dialect);
     let (pid, submitted): (i32, chrono::NaiveDateTime) = match worker.query_one(&info, &[]).await {
         Ok(row) => (row.get(0), row.get(1)),
         Err(e) => {
-            out.push(finding("status-running", Status::Failed, query_error(&info, &e), ""));
+            out.push(finding(
+                "status-running",
+                Status::Failed,
+                query_error(&info, &e),
+                "",
+            ));
             return out;
         }
     };
     let slow = q::slow_statement(dialect);
     let running = tokio::spawn(async move {
         let r = worker.batch_execute(&slow).await;
-        (r.map_err(|e| (e.code().map(|c| c.code().to_owned()), e.to_string())), worker)
+        (
+            r.map_err(|e| (e.code().map(|c| c.code().to_owned()), e.to_string())),
+            worker,
+        )
     });
 
     // The tracker's running query sees it.
@@ -278,7 +377,12 @@ async fn running_and_cancel(warehouse: &Warehouse, observer: &Client, label: &st
             }
             Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             Err(e) => {
-                out.push(finding("status-running", Status::Failed, query_error(status.running, &e), "the tracker polls with this statement"));
+                out.push(finding(
+                    "status-running",
+                    Status::Failed,
+                    query_error(status.running, &e),
+                    "the tracker polls with this statement",
+                ));
                 break;
             }
         }
@@ -303,7 +407,10 @@ async fn running_and_cancel(warehouse: &Warehouse, observer: &Client, label: &st
 
     // Cancel it the tracker's way.
     let cancel_result = match dialect {
-        Dialect::Redshift => observer.batch_execute(&sql::cancel_statement(pid)).await.map(|_| true),
+        Dialect::Redshift => observer
+            .batch_execute(&sql::cancel_statement(pid))
+            .await
+            .map(|_| true),
         Dialect::Postgres => observer
             .query(sql::cancel_labelled_postgres(), &[&pid, &label])
             .await
@@ -311,10 +418,18 @@ async fn running_and_cancel(warehouse: &Warehouse, observer: &Client, label: &st
     };
     let ended = tokio::time::timeout(WAIT, running).await;
     out.push(match (cancel_result, ended) {
-        (Err(e), _) => finding("cancel", Status::Failed, format!("the cancel was refused: {e}"), "the tracker cancels with pg_cancel_backend(pid)"),
-        (Ok(_), Ok(Ok((Err((Some(code), _)), _)))) if code == "57014" => {
-            finding("cancel", Status::Ok, "the statement ended with 57014 (query_canceled)", "")
-        }
+        (Err(e), _) => finding(
+            "cancel",
+            Status::Failed,
+            format!("the cancel was refused: {e}"),
+            "the tracker cancels with pg_cancel_backend(pid)",
+        ),
+        (Ok(_), Ok(Ok((Err((Some(code), _)), _)))) if code == "57014" => finding(
+            "cancel",
+            Status::Ok,
+            "the statement ended with 57014 (query_canceled)",
+            "",
+        ),
         (Ok(_), Ok(Ok((r, _)))) => finding(
             "cancel",
             Status::Failed,
@@ -324,13 +439,26 @@ async fn running_and_cancel(warehouse: &Warehouse, observer: &Client, label: &st
         (Ok(_), _) => finding(
             "cancel",
             Status::Failed,
-            format!("the statement still ran {}s after the cancel", WAIT.as_secs()),
+            format!(
+                "the statement still ran {}s after the cancel",
+                WAIT.as_secs()
+            ),
             "inside a transaction block only pg_terminate_backend(pid) stops it",
         ),
     });
 
     // The history, and the labels each view keeps.
-    let mut lengths = vec![format!("{}: {}", if dialect == Dialect::Redshift { "stv_inflight" } else { "pg_stat_activity" }, kept.as_deref().map(|k| k.len().to_string()).unwrap_or_else(|| "-".into()))];
+    let mut lengths = vec![format!(
+        "{}: {}",
+        if dialect == Dialect::Redshift {
+            "stv_inflight"
+        } else {
+            "pg_stat_activity"
+        },
+        kept.as_deref()
+            .map(|k| k.len().to_string())
+            .unwrap_or_else(|| "-".into())
+    )];
     match status.history {
         Some(history) => {
             let start = Instant::now();
@@ -344,12 +472,20 @@ async fn running_and_cancel(warehouse: &Warehouse, observer: &Client, label: &st
                 }
             }
             out.push(match (found, failure) {
-                (Some(s), _) => finding("status-history", Status::Ok, format!("the tracker's history query found it ({s})"), ""),
+                (Some(s), _) => finding(
+                    "status-history",
+                    Status::Ok,
+                    format!("the tracker's history query found it ({s})"),
+                    "",
+                ),
                 (None, Some(e)) => finding("status-history", Status::Failed, e, ""),
                 (None, None) => finding(
                     "status-history",
                     Status::Failed,
-                    format!("no history row for session {pid} labelled {label:?} within {}s", WAIT.as_secs()),
+                    format!(
+                        "no history row for session {pid} labelled {label:?} within {}s",
+                        WAIT.as_secs()
+                    ),
                     "the tracker decides a finished statement's outcome from this view",
                 ),
             });
@@ -376,7 +512,11 @@ async fn running_and_cancel(warehouse: &Warehouse, observer: &Client, label: &st
     out.push(finding(
         "label-lengths",
         if short { Status::Failed } else { Status::Ok },
-        format!("a {}-character label kept as {}", label.len(), lengths.join(", ")),
+        format!(
+            "a {}-character label kept as {}",
+            label.len(),
+            lengths.join(", ")
+        ),
         "keep the tracker's labels within the shortest length a view keeps",
     ));
     out
@@ -388,9 +528,19 @@ async fn own_rows(client: &Client, dialect: Dialect) -> Finding {
         Ok(row) => {
             let n: i64 = row.get(0);
             if n > 0 {
-                finding("own-rows", Status::Ok, format!("this user sees its own session ({n} rows)"), "")
+                finding(
+                    "own-rows",
+                    Status::Ok,
+                    format!("this user sees its own session ({n} rows)"),
+                    "",
+                )
             } else {
-                finding("own-rows", Status::Failed, "this user sees none of its own rows", "grant the user SYSLOG ACCESS, or run as the master user")
+                finding(
+                    "own-rows",
+                    Status::Failed,
+                    "this user sees none of its own rows",
+                    "grant the user SYSLOG ACCESS, or run as the master user",
+                )
             }
         }
         Err(e) => finding("own-rows", Status::Failed, query_error(sql, &e), ""),
@@ -407,11 +557,21 @@ async fn copy_count(client: &Client, dialect: Dialect) -> Finding {
         );
     }
     let create = q::create_scratch();
-    if let Err(e) = client.batch_execute(&format!("DROP TABLE IF EXISTS {}; {create}", sql::quote_ident(q::SCRATCH_TABLE))).await {
+    if let Err(e) = client
+        .batch_execute(&format!(
+            "DROP TABLE IF EXISTS {}; {create}",
+            sql::quote_ident(q::SCRATCH_TABLE)
+        ))
+        .await
+    {
         return finding("copy-count", Status::Failed, query_error(&create, &e), "");
     }
     let role = sql::IamRole::default_role();
-    let copy = q::copy_one_row(dialect, &S3Url::parse("s3://unused/x").unwrap_or_else(|_| unreachable!()), &role);
+    let copy = q::copy_one_row(
+        dialect,
+        &S3Url::parse("s3://unused/x").unwrap_or_else(|_| unreachable!()),
+        &role,
+    );
     let tag = async {
         let sink = client.copy_in::<_, Bytes>(copy.as_str()).await?;
         futures::pin_mut!(sink);
@@ -426,9 +586,19 @@ async fn copy_count(client: &Client, dialect: Dialect) -> Finding {
             Ok(row) => {
                 let rows: i64 = row.get(0);
                 if tag == 1 && rows == 1 {
-                    finding("copy-count", Status::Ok, "the COPY tag and the table both say 1 row", "")
+                    finding(
+                        "copy-count",
+                        Status::Ok,
+                        "the COPY tag and the table both say 1 row",
+                        "",
+                    )
                 } else {
-                    finding("copy-count", Status::Failed, format!("COPY tag {tag}, table {rows}"), "the journal records the COPY tag's count")
+                    finding(
+                        "copy-count",
+                        Status::Failed,
+                        format!("COPY tag {tag}, table {rows}"),
+                        "the journal records the COPY tag's count",
+                    )
                 }
             }
             Err(e) => finding("copy-count", Status::Failed, query_error(&count, &e), ""),
@@ -443,20 +613,37 @@ async fn s3(warehouse: &Warehouse, job: Option<&Job>) -> Vec<Finding> {
     let Some(job) = job else {
         return ["s3-copy", "s3-unload"]
             .into_iter()
-            .map(|p| finding(p, Status::Skipped, "no job given", "run with --job job.json to check the job's buckets and IAM role"))
+            .map(|p| {
+                finding(
+                    p,
+                    Status::Skipped,
+                    "no job given",
+                    "run with --job job.json to check the job's buckets and IAM role",
+                )
+            })
             .collect();
     };
     let dialect = warehouse.dialect();
     let scratch = format!("_etl_doctor/{}/", nonce());
     let mut out = Vec::new();
     let unload_to = job.unload.as_ref().map(|u| u.to.clone());
-    for (probe, location) in [("s3-copy", Some(job.input.clone())), ("s3-unload", unload_to)] {
+    for (probe, location) in [
+        ("s3-copy", Some(job.input.clone())),
+        ("s3-unload", unload_to),
+    ] {
         let Some(location) = location else {
-            out.push(finding(probe, Status::Skipped, "the job unloads nothing", ""));
+            out.push(finding(
+                probe,
+                Status::Skipped,
+                "the job unloads nothing",
+                "",
+            ));
             continue;
         };
         let result = match (dialect, &location) {
-            (Dialect::Redshift, Location::S3(url)) => redshift_s3(warehouse, job, probe, url, &scratch).await,
+            (Dialect::Redshift, Location::S3(url)) => {
+                redshift_s3(warehouse, job, probe, url, &scratch).await
+            }
             (Dialect::Redshift, Location::Local(p)) => Err(format!(
                 "{} is a local folder: on Redshift it must be on S3 (etl stage)",
                 p.display()
@@ -482,15 +669,26 @@ fn scratch_url(location: &S3Url, scratch: &str) -> S3Url {
     } else {
         // A name prefix (out/result_): scratch next to it.
         match location.key().rfind('/') {
-            Some(i) => S3Url::parse(&format!("s3://{}/{}", location.bucket(), &location.key()[..=i]))
+            Some(i) => S3Url::parse(&format!(
+                "s3://{}/{}",
+                location.bucket(),
+                &location.key()[..=i]
+            ))
+            .unwrap_or_else(|_| location.clone()),
+            None => S3Url::parse(&format!("s3://{}/", location.bucket()))
                 .unwrap_or_else(|_| location.clone()),
-            None => S3Url::parse(&format!("s3://{}/", location.bucket())).unwrap_or_else(|_| location.clone()),
         }
     };
     base.join(scratch)
 }
 
-async fn redshift_s3(warehouse: &Warehouse, job: &Job, probe: &str, location: &S3Url, scratch: &str) -> std::result::Result<String, String> {
+async fn redshift_s3(
+    warehouse: &Warehouse,
+    job: &Job,
+    probe: &str,
+    location: &S3Url,
+    scratch: &str,
+) -> std::result::Result<String, String> {
     let prefix = scratch_url(location, scratch);
     let store = Store::open(&Location::S3(prefix.clone())).map_err(|e| e.to_string())?;
     let role = &job.redshift.iam_role;
@@ -498,27 +696,53 @@ async fn redshift_s3(warehouse: &Warehouse, job: &Job, probe: &str, location: &S
     let result = async {
         if probe == "s3-copy" {
             let (object, shown) = store.child("row.txt");
-            store.store.put(&object, Bytes::from_static(b"1\n").into()).await.map_err(|e| format!("cannot write {shown}: {e}"))?;
+            store
+                .store
+                .put(&object, Bytes::from_static(b"1\n").into())
+                .await
+                .map_err(|e| format!("cannot write {shown}: {e}"))?;
             let url = S3Url::parse(&shown).map_err(|e| e.to_string())?;
             let setup = q::create_scratch();
-            client.batch_execute(&setup).await.map_err(|e| query_error(&setup, &e))?;
+            client
+                .batch_execute(&setup)
+                .await
+                .map_err(|e| query_error(&setup, &e))?;
             let copy = q::copy_one_row(Dialect::Redshift, &url, role);
-            let tag = client.execute(copy.as_str(), &[]).await.map_err(|e| query_error(&copy, &e))?;
+            let tag = client
+                .execute(copy.as_str(), &[])
+                .await
+                .map_err(|e| query_error(&copy, &e))?;
             let count = q::last_copy_count(Dialect::Redshift);
-            let rows: i64 = client.query_one(count.as_str(), &[]).await.map_err(|e| query_error(&count, &e))?.get(0);
+            let rows: i64 = client
+                .query_one(count.as_str(), &[])
+                .await
+                .map_err(|e| query_error(&count, &e))?
+                .get(0);
             if tag == 1 && rows == 1 {
-                Ok(format!("COPY of {shown} with {}: tag 1, pg_last_copy_count() 1", role.as_str()))
+                Ok(format!(
+                    "COPY of {shown} with {}: tag 1, pg_last_copy_count() 1",
+                    role.as_str()
+                ))
             } else {
-                Err(format!("COPY of {shown}: tag {tag}, pg_last_copy_count() {rows} (expected 1 and 1)"))
+                Err(format!(
+                    "COPY of {shown}: tag {tag}, pg_last_copy_count() {rows} (expected 1 and 1)"
+                ))
             }
         } else {
             let unload = q::unload_one_row(&prefix, role);
-            client.batch_execute(&unload).await.map_err(|e| query_error(&unload, &e))?;
+            client
+                .batch_execute(&unload)
+                .await
+                .map_err(|e| query_error(&unload, &e))?;
             let files = store.list_prefix("").await.map_err(|e| e.to_string())?;
             if files.is_empty() {
                 Err(format!("UNLOAD to {prefix} wrote nothing"))
             } else {
-                Ok(format!("UNLOAD to {prefix} with {}: {} file(s)", role.as_str(), files.len()))
+                Ok(format!(
+                    "UNLOAD to {prefix} with {}: {} file(s)",
+                    role.as_str(),
+                    files.len()
+                ))
             }
         }
     }
@@ -531,17 +755,34 @@ async fn local_store(location: &Location, scratch: &str) -> std::result::Result<
     let scratch_location = match location {
         Location::S3(url) => Location::S3(scratch_url(url, scratch)),
         Location::Local(p) => {
-            let dir = if p.is_dir() { p.clone() } else { p.parent().map(|d| d.to_path_buf()).unwrap_or_default() };
+            let dir = if p.is_dir() {
+                p.clone()
+            } else {
+                p.parent().map(|d| d.to_path_buf()).unwrap_or_default()
+            };
             Location::Local(dir.join(scratch))
         }
     };
     let store = Store::open(&scratch_location).map_err(|e| e.to_string())?;
     let (object, shown) = store.child("row.txt");
     let result = async {
-        store.store.put(&object, Bytes::from_static(b"1\n").into()).await.map_err(|e| format!("cannot write {shown}: {e}"))?;
-        let back = store.store.get(&object).await.map_err(|e| format!("cannot read {shown}: {e}"))?.bytes().await.map_err(|e| format!("cannot read {shown}: {e}"))?;
+        store
+            .store
+            .put(&object, Bytes::from_static(b"1\n").into())
+            .await
+            .map_err(|e| format!("cannot write {shown}: {e}"))?;
+        let back = store
+            .store
+            .get(&object)
+            .await
+            .map_err(|e| format!("cannot read {shown}: {e}"))?
+            .bytes()
+            .await
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
         if back.as_ref() == b"1\n" {
-            Ok(format!("wrote, read back and deleted {shown} (the local run's client-side COPY/UNLOAD)"))
+            Ok(format!(
+                "wrote, read back and deleted {shown} (the local run's client-side COPY/UNLOAD)"
+            ))
         } else {
             Err(format!("{shown} read back differently"))
         }

@@ -71,10 +71,12 @@ impl Reach {
             Location::S3(u) => Some(u.clone()),
             Location::Local(_) => None,
         });
-        let unload = unload_to.cloned().or_else(|| match job.unload.as_ref().map(|u| &u.to) {
-            Some(Location::S3(u)) => Some(u.clone()),
-            _ => None,
-        });
+        let unload = unload_to
+            .cloned()
+            .or_else(|| match job.unload.as_ref().map(|u| &u.to) {
+                Some(Location::S3(u)) => Some(u.clone()),
+                _ => None,
+            });
         for (what, url) in [("input", input), ("unload", unload)] {
             if let Some(url) = url
                 && !self.buckets.iter().any(|b| b == url.bucket())
@@ -154,8 +156,11 @@ mod tests {
 
     #[test]
     fn outputs_name_buckets_or_bucket_arns() {
-        let r = Reach::from_outputs("etl", &outputs("jobs,arn:aws:s3:::more, arn:aws-cn:s3:::cn"))
-            .unwrap();
+        let r = Reach::from_outputs(
+            "etl",
+            &outputs("jobs,arn:aws:s3:::more, arn:aws-cn:s3:::cn"),
+        )
+        .unwrap();
         assert_eq!(r.buckets, ["jobs", "more", "cn"]);
         assert_eq!(r.region, "eu-west-1");
         assert_eq!(Reach::from_outputs("etl", &outputs("jobs")[..1]), None);
@@ -178,17 +183,44 @@ mod tests {
     #[test]
     fn a_job_outside_the_reach_is_refused_with_the_fix() {
         let r = Reach::from_outputs("etl", &outputs("jobs,arn:aws:s3:::more")).unwrap();
-        assert!(r.check(&job("s3://jobs/in/", "s3://more/out/r_", Some("eu-west-1")), None, None).is_ok());
-        assert!(r.check(&job("local/", "out/r_", None), None, None).is_ok(), "local is staged first");
+        assert!(
+            r.check(
+                &job("s3://jobs/in/", "s3://more/out/r_", Some("eu-west-1")),
+                None,
+                None
+            )
+            .is_ok()
+        );
+        assert!(
+            r.check(&job("local/", "out/r_", None), None, None).is_ok(),
+            "local is staged first"
+        );
         let err = r
-            .check(&job("s3://other/in/", "s3://jobs/out/r_", Some("us-east-1")), None, None)
+            .check(
+                &job("s3://other/in/", "s3://jobs/out/r_", Some("us-east-1")),
+                None,
+                None,
+            )
             .unwrap_err()
             .to_string();
-        assert!(err.contains("input s3://other/in/") && err.contains("ExtraBucketArns=arn:aws:s3:::other"), "{err}");
-        assert!(err.contains("redshift.region \"us-east-1\"") && err.contains("eu-west-1"), "{err}");
+        assert!(
+            err.contains("input s3://other/in/")
+                && err.contains("ExtraBucketArns=arn:aws:s3:::other"),
+            "{err}"
+        );
+        assert!(
+            err.contains("redshift.region \"us-east-1\"") && err.contains("eu-west-1"),
+            "{err}"
+        );
         assert!(!err.contains("unload"), "{err}");
         let other = S3Url::parse("s3://other/out/").unwrap();
-        let err = r.check(&job("s3://jobs/in/", "s3://jobs/out/r_", None), None, Some(&other)).unwrap_err();
+        let err = r
+            .check(
+                &job("s3://jobs/in/", "s3://jobs/out/r_", None),
+                None,
+                Some(&other),
+            )
+            .unwrap_err();
         assert!(err.to_string().contains("unload s3://other/out/"), "{err}");
     }
 }

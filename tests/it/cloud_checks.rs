@@ -22,7 +22,10 @@ use etl_tests::{etl, run, server};
 
 /// `etl` with moto's environment only (as in cloud.rs).
 fn etl_on(endpoint: &str) -> Command {
-    assert!(endpoint.starts_with("http://127.0.0.1:"), "tests talk to moto only");
+    assert!(
+        endpoint.starts_with("http://127.0.0.1:"),
+        "tests talk to moto only"
+    );
     let mut cmd = etl();
     for var in [
         "AWS_PROFILE",
@@ -61,11 +64,19 @@ fn code(out: &Output) -> i32 {
 }
 
 /// One HTTP request to moto (it checks no signature); the status and the body.
-fn http(endpoint: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+fn http(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     let host = endpoint.trim_start_matches("http://");
     assert!(host.starts_with("127.0.0.1:"));
     let mut stream = TcpStream::connect(host).expect("moto answers");
-    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let mut request = format!(
         "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -83,7 +94,10 @@ fn http(endpoint: &str, method: &str, path: &str, headers: &[(&str, &str)], body
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -108,30 +122,57 @@ fn create_secret(endpoint: &str, name: &str, value: &Value) -> String {
         body.as_bytes(),
     );
     assert_eq!(status, 200, "CreateSecret: {out}");
-    serde_json::from_str::<Value>(&out).unwrap()["ARN"].as_str().unwrap().to_owned()
+    serde_json::from_str::<Value>(&out).unwrap()["ARN"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn create_bucket(endpoint: &str, bucket: &str) {
-    let (status, out) = http(endpoint, "PUT", &format!("/{bucket}"), &[("Authorization", &auth("s3"))], b"");
+    let (status, out) = http(
+        endpoint,
+        "PUT",
+        &format!("/{bucket}"),
+        &[("Authorization", &auth("s3"))],
+        b"",
+    );
     assert_eq!(status, 200, "CreateBucket {bucket}: {out}");
 }
 
 fn put_object(endpoint: &str, bucket: &str, key: &str, body: &[u8]) {
-    let (status, out) = http(endpoint, "PUT", &format!("/{bucket}/{key}"), &[("Authorization", &auth("s3"))], body);
+    let (status, out) = http(
+        endpoint,
+        "PUT",
+        &format!("/{bucket}/{key}"),
+        &[("Authorization", &auth("s3"))],
+        body,
+    );
     assert_eq!(status, 200, "PutObject {bucket}/{key}: {out}");
 }
 
 fn list_keys(endpoint: &str, bucket: &str) -> Vec<String> {
-    let (status, out) = http(endpoint, "GET", &format!("/{bucket}?list-type=2"), &[("Authorization", &auth("s3"))], b"");
+    let (status, out) = http(
+        endpoint,
+        "GET",
+        &format!("/{bucket}?list-type=2"),
+        &[("Authorization", &auth("s3"))],
+        b"",
+    );
     assert_eq!(status, 200, "ListObjectsV2 {bucket}: {out}");
-    out.split("<Key>").skip(1).filter_map(|s| s.split_once("</Key>")).map(|(k, _)| k.to_owned()).collect()
+    out.split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</Key>"))
+        .map(|(k, _)| k.to_owned())
+        .collect()
 }
 
 /// `application/x-www-form-urlencoded` for one value.
 fn form_encode(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -140,7 +181,9 @@ fn form_encode(v: &str) -> String {
 /// The permanent stack's stand-in: `tests/fixtures/cfn/reach-moto.yaml`, whose outputs say what it
 /// reaches (as cfn/initial.yaml's `ReachableBuckets` and `S3Region` do).
 fn create_reach_stack(endpoint: &str, name: &str, buckets: &str) {
-    let template = std::fs::read_to_string(etl_tests::repo_root().join("tests/fixtures/cfn/reach-moto.yaml")).unwrap();
+    let template =
+        std::fs::read_to_string(etl_tests::repo_root().join("tests/fixtures/cfn/reach-moto.yaml"))
+            .unwrap();
     let form = [
         ("Action", "CreateStack"),
         ("Version", "2010-05-15"),
@@ -171,13 +214,26 @@ fn create_reach_stack(endpoint: &str, name: &str, buckets: &str) {
 #[test]
 fn sql_secret_id_refuses_a_secret_without_host() {
     let moto = Moto::start();
-    let arn = create_secret(moto.endpoint(), "etl/redshift/master", &json!({"username": "etladmin", "password": "hunter2-never-printed"}));
+    let arn = create_secret(
+        moto.endpoint(),
+        "etl/redshift/master",
+        &json!({"username": "etladmin", "password": "hunter2-never-printed"}),
+    );
     let out = run(etl_on(moto.endpoint()).args(["sql", "--secret-id", &arn, "-c", "select 1"]));
     let err = text(&out.stderr);
     assert_eq!(code(&out), 2, "a configuration error: {err}");
-    assert!(err.contains("has no \"host\"") && err.contains("SecretTargetAttachment"), "{err}");
-    assert!(!err.contains("localhost"), "it never tried localhost: {err}");
-    assert!(!err.contains("hunter2"), "the password is never printed: {err}");
+    assert!(
+        err.contains("has no \"host\"") && err.contains("SecretTargetAttachment"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("localhost"),
+        "it never tried localhost: {err}"
+    );
+    assert!(
+        !err.contains("hunter2"),
+        "the password is never printed: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,11 +257,15 @@ async fn sql_secret_id_connects_where_the_attached_secret_says() {
             "dbClusterIdentifier": "etl-redshift",
         }),
     );
-    let out = run(
-        etl_on(moto.endpoint())
-            .env("PGSSLMODE", "disable")
-            .args(["sql", "--format", "csv", "--secret-id", &arn, "-c", "select 42 as answer"]),
-    );
+    let out = run(etl_on(moto.endpoint()).env("PGSSLMODE", "disable").args([
+        "sql",
+        "--format",
+        "csv",
+        "--secret-id",
+        &arn,
+        "-c",
+        "select 42 as answer",
+    ]));
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "answer\n42\n");
 }
@@ -239,10 +299,20 @@ fn plan_stage_and_start_refuse_what_the_network_cannot_reach() {
     let dir = tempfile::tempdir().unwrap();
 
     // plan: a reachable job passes; input elsewhere, unload elsewhere and another region do not.
-    let ok = write_job(dir.path(), "s3://jobs/input/", "s3://more-jobs/out/r_", None);
+    let ok = write_job(
+        dir.path(),
+        "s3://jobs/input/",
+        "s3://more-jobs/out/r_",
+        None,
+    );
     let out = run(etl_on(ep).arg("plan").arg(&ok).args(["--stack", "etl"]));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let bad = write_job(dir.path(), "s3://elsewhere/input/", "s3://elsewhere/out/r_", Some("eu-central-1"));
+    let bad = write_job(
+        dir.path(),
+        "s3://elsewhere/input/",
+        "s3://elsewhere/out/r_",
+        Some("eu-central-1"),
+    );
     let out = run(etl_on(ep).arg("plan").arg(&bad).args(["--stack", "etl"]));
     let err = text(&out.stderr);
     assert_eq!(code(&out), 2, "{err}");
@@ -257,7 +327,12 @@ fn plan_stage_and_start_refuse_what_the_network_cannot_reach() {
         assert!(err.contains(want), "{want:?} in {err}");
     }
     // The flag overrides what the manifest says.
-    let out = run(etl_on(ep).arg("plan").arg(&ok).args(["--stack", "etl", "--input", "s3://elsewhere/x/"]));
+    let out = run(etl_on(ep).arg("plan").arg(&ok).args([
+        "--stack",
+        "etl",
+        "--input",
+        "s3://elsewhere/x/",
+    ]));
     assert_eq!(code(&out), 2, "{}", text(&out.stderr));
     // Without --stack, plan stays offline and says nothing about reach.
     let out = run(etl_on(ep).arg("plan").arg(&bad));
@@ -265,11 +340,28 @@ fn plan_stage_and_start_refuse_what_the_network_cannot_reach() {
 
     // stage: refused before anything is uploaded.
     let local = write_job(dir.path(), "./", "s3://jobs/out/r_", None);
-    let out = run(etl_on(ep).arg("stage").arg(&local).args(["--to", "s3://elsewhere/staged/", "--stack", "etl"]));
+    let out = run(etl_on(ep).arg("stage").arg(&local).args([
+        "--to",
+        "s3://elsewhere/staged/",
+        "--stack",
+        "etl",
+    ]));
     assert_eq!(code(&out), 2, "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("input s3://elsewhere/staged/"), "{}", text(&out.stderr));
-    assert!(list_keys(ep, "elsewhere").is_empty(), "nothing was uploaded");
-    let out = run(etl_on(ep).arg("stage").arg(&local).args(["--to", "s3://jobs/staged/", "--stack", "etl"]));
+    assert!(
+        text(&out.stderr).contains("input s3://elsewhere/staged/"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        list_keys(ep, "elsewhere").is_empty(),
+        "nothing was uploaded"
+    );
+    let out = run(etl_on(ep).arg("stage").arg(&local).args([
+        "--to",
+        "s3://jobs/staged/",
+        "--stack",
+        "etl",
+    ]));
     assert!(out.status.success(), "{}", text(&out.stderr));
 
     // start: the staged manifest on S3 is checked against --stack before any execution starts.
@@ -278,11 +370,19 @@ fn plan_stage_and_start_refuse_what_the_network_cannot_reach() {
         "input": "s3://elsewhere/input/",
         "schemas": [{"name": "s", "tables": [{"name": "t", "files": ["t.txt"], "columns": [{"name": "a", "type": "integer"}]}]}]
     });
-    put_object(ep, "jobs", "staged/elsewhere.json", staged.to_string().as_bytes());
+    put_object(
+        ep,
+        "jobs",
+        "staged/elsewhere.json",
+        staged.to_string().as_bytes(),
+    );
     let out = run(etl_on(ep).args(["start", "s3://jobs/staged/elsewhere.json", "--stack", "etl"]));
     let err = text(&out.stderr);
     assert_eq!(code(&out), 2, "{err}");
-    assert!(err.contains("input s3://elsewhere/input/") && err.contains("stack etl"), "{err}");
+    assert!(
+        err.contains("input s3://elsewhere/input/") && err.contains("stack etl"),
+        "{err}"
+    );
 }
 
 // ------------------------------------------------------------------------------------ validation
@@ -329,7 +429,10 @@ fn plan_refuses_what_only_the_cluster_would() {
     ] {
         assert!(err.contains(want), "{want:?} in {err}");
     }
-    assert!(!err.contains("columns[0].encode"), "AZ64 on INTEGER is fine: {err}");
+    assert!(
+        !err.contains("columns[0].encode"),
+        "AZ64 on INTEGER is fine: {err}"
+    );
 
     // Within the limits, the same job plans.
     let mut fixed = job.clone();
@@ -357,9 +460,15 @@ fn stage_refuses_a_file_larger_than_s3_holds() {
     let f = std::fs::File::create(dir.path().join("t.txt")).unwrap();
     f.set_len(5 * 1024 * 1024 * 1024 * 1024 + 1).unwrap();
     drop(f);
-    let out = run(etl_on(moto.endpoint()).arg("stage").arg(&job).args(["--to", "s3://jobs/staged/"]));
+    let out = run(etl_on(moto.endpoint())
+        .arg("stage")
+        .arg(&job)
+        .args(["--to", "s3://jobs/staged/"]));
     let err = text(&out.stderr);
     assert_eq!(code(&out), 2, "{err}");
     assert!(err.contains("5 TiB") && err.contains("t.txt"), "{err}");
-    assert!(list_keys(moto.endpoint(), "jobs").is_empty(), "nothing was uploaded");
+    assert!(
+        list_keys(moto.endpoint(), "jobs").is_empty(),
+        "nothing was uploaded"
+    );
 }

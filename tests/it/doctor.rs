@@ -37,7 +37,11 @@ async fn every_probe_runs_against_postgresql() {
     let out = run(etl().args(["doctor", "--database-url", &local.url()]));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "exit {}:\n{stdout}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "exit {}:\n{stdout}\n{stderr}",
+        out.status
+    );
     let found = lines(&stdout);
     let probes: Vec<&str> = found.iter().map(|(_, p, _)| p.as_str()).collect();
     assert_eq!(probes, PROBES, "one line per probe, in order:\n{stdout}");
@@ -48,12 +52,18 @@ async fn every_probe_runs_against_postgresql() {
             _ => "ok",
         };
         assert_eq!(status, want, "{line}");
-        assert!(line.contains("(https://"), "every line names its page: {line}");
+        assert!(
+            line.contains("(https://"),
+            "every line names its page: {line}"
+        );
     }
     let line = |p: &str| &found.iter().find(|(_, q, _)| q == p).unwrap().2;
     assert!(line("isolation").contains("read committed"), "{stdout}");
     assert!(line("cancel").contains("57014"), "{stdout}");
-    assert!(line("label-lengths").contains("kept as pg_stat_activity: "), "{stdout}");
+    assert!(
+        line("label-lengths").contains("kept as pg_stat_activity: "),
+        "{stdout}"
+    );
     assert!(line("s3-copy").contains("--job"), "{stdout}");
     assert!(stderr.contains("8 ok, 0 failed, 3 skipped"), "{stderr}");
 
@@ -91,7 +101,11 @@ async fn with_a_job_it_writes_and_removes_a_scratch_row_where_the_job_reads_and_
         .args(["doctor", "--database-url", &local.url(), "--job"])
         .arg(&path));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     for (status, probe, line) in lines(&stdout) {
         if probe.starts_with("s3-") {
             assert_eq!(status, "ok", "{line}");
@@ -103,7 +117,10 @@ async fn with_a_job_it_writes_and_removes_a_scratch_row_where_the_job_reads_and_
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert!(!left.iter().any(|n| n.starts_with("_etl_doctor")), "{d}: {left:?}");
+        assert!(
+            !left.iter().any(|n| n.starts_with("_etl_doctor")),
+            "{d}: {left:?}"
+        );
     }
 }
 
@@ -114,5 +131,10 @@ fn an_unreachable_warehouse_is_a_configuration_error() {
         "--database-url",
         "postgres://nobody@127.0.0.1:1/none?sslmode=disable&connect_timeout=1",
     ]));
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -143,7 +143,11 @@ impl Secrets {
 fn secret_has_host(text: &str) -> bool {
     serde_json::from_str::<serde_json::Value>(text)
         .ok()
-        .and_then(|v| v.get("host").and_then(|h| h.as_str()).map(|h| !h.trim().is_empty()))
+        .and_then(|v| {
+            v.get("host")
+                .and_then(|h| h.as_str())
+                .map(|h| !h.trim().is_empty())
+        })
         .unwrap_or(false)
 }
 
@@ -234,7 +238,10 @@ mod tests {
             assert!(!secret_has_host(text), "{text}");
         }
         let message = no_host(ARN).to_string();
-        assert!(message.contains(ARN) && message.contains("SecretTargetAttachment"), "{message}");
+        assert!(
+            message.contains(ARN) && message.contains("SecretTargetAttachment"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -59,10 +59,7 @@ pub fn check_encoding(encoding: &str, ty: &ColumnType) -> Result<(), String> {
             "SMALLINT, INTEGER, BIGINT, DECIMAL, CHAR, VARCHAR, DATE, TIMESTAMP, TIMESTAMPTZ",
         ),
         "mostly8" => (
-            matches!(
-                ty,
-                T::SmallInt | T::Integer | T::BigInt | T::Decimal { .. }
-            ),
+            matches!(ty, T::SmallInt | T::Integer | T::BigInt | T::Decimal { .. }),
             "SMALLINT, INTEGER, BIGINT, DECIMAL",
         ),
         "mostly16" => (
@@ -187,18 +184,33 @@ mod tests {
             ("bytedict", "boolean"),
         ] {
             let err = check_encoding(encoding, &t(ty)).unwrap_err();
-            assert!(err.contains("c_Compression_encodings"), "{encoding} {ty}: {err}");
+            assert!(
+                err.contains("c_Compression_encodings"),
+                "{encoding} {ty}: {err}"
+            );
         }
     }
 
     #[test]
     fn node_counts_follow_the_node_type_table() {
-        assert!(check_nodes(None, Some(500)).is_ok(), "the deployment decides");
+        assert!(
+            check_nodes(None, Some(500)).is_ok(),
+            "the deployment decides"
+        );
         assert!(check_nodes(Some("ra3.xlplus"), Some(1)).is_ok());
         assert!(check_nodes(Some("ra3.16xlarge"), Some(128)).is_ok());
         assert!(check_nodes(Some("ra3.4xlarge"), None).is_ok());
-        assert_eq!(check_nodes(Some("ra3.4xlarge"), Some(1)).unwrap_err().0, "number_of_nodes");
-        assert_eq!(check_nodes(Some("ra3.xlplus"), Some(17)).unwrap_err().0, "number_of_nodes");
-        assert_eq!(check_nodes(Some("dc1.large"), Some(2)).unwrap_err().0, "node_type");
+        assert_eq!(
+            check_nodes(Some("ra3.4xlarge"), Some(1)).unwrap_err().0,
+            "number_of_nodes"
+        );
+        assert_eq!(
+            check_nodes(Some("ra3.xlplus"), Some(17)).unwrap_err().0,
+            "number_of_nodes"
+        );
+        assert_eq!(
+            check_nodes(Some("dc1.large"), Some(2)).unwrap_err().0,
+            "node_type"
+        );
     }
 }

@@ -267,7 +267,10 @@ mod tests {
                 .trim_start_matches("r_")
                 .trim_end_matches(".html")
                 .to_ascii_lowercase();
-            assert!(sql.to_ascii_lowercase().contains(&view), "{name}: {sql} vs {GUIDE}{page}");
+            assert!(
+                sql.to_ascii_lowercase().contains(&view),
+                "{name}: {sql} vs {GUIDE}{page}"
+            );
         }
     }
 
@@ -290,7 +293,15 @@ mod tests {
             "UNLOAD ('SELECT 1 AS n') TO 's3://jobs/output/_etl_doctor/x/' \
              IAM_ROLE 'arn:aws:iam::123456789012:role/etl-s3' PARALLEL OFF ALLOWOVERWRITE"
         );
-        assert_eq!(create_scratch(), "CREATE TEMP TABLE \"etl_doctor_scratch\" (n INTEGER)");
-        assert!(slow_statement(Dialect::Redshift).matches("etl_doctor_scratch").count() == 6);
+        assert_eq!(
+            create_scratch(),
+            "CREATE TEMP TABLE \"etl_doctor_scratch\" (n INTEGER)"
+        );
+        assert!(
+            slow_statement(Dialect::Redshift)
+                .matches("etl_doctor_scratch")
+                .count()
+                == 6
+        );
     }
 }
