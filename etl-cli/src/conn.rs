@@ -39,8 +39,10 @@ impl ConnArgs {
         #[cfg(feature = "aws")]
         if let Some(id) = &self.secret_id {
             let config = etl_core::aws::config().await;
+            // The secret must say where the warehouse is (the on-demand stack attaches the
+            // cluster to it): nothing else here knows the address.
             let options = etl_core::aws::secrets::Secrets::new(config)
-                .connect_options(id)
+                .endpoint_options(id)
                 .await?;
             // libpq's PGSSLMODE still decides TLS (verify-full unless set), as in the Lambdas.
             return match std::env::var("PGSSLMODE") {

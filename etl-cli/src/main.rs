@@ -7,6 +7,7 @@
 mod conn;
 #[cfg(feature = "aws")]
 mod deploy_cmd;
+mod doctor_cmd;
 mod errors;
 mod output;
 mod plan_cmd;
@@ -45,6 +46,8 @@ enum Command {
     Plan(plan_cmd::PlanArgs),
     /// Start a throwaway PostgreSQL, print its URL, remove it on Ctrl-C.
     Server(server_cmd::ServerArgs),
+    /// Check every assumption the Redshift path makes against a warehouse, one line per probe.
+    Doctor(doctor_cmd::DoctorArgs),
     /// Show runs (or one run's steps) from the journal (etl_meta).
     Status(track_cmd::StatusArgs),
     /// Cancel the running statements of a run.
@@ -64,6 +67,30 @@ enum Command {
     /// Follow an execution state by state; exit 0 when it succeeded, 1 when it failed.
     #[cfg(feature = "aws")]
     Watch(sfn_cmd::WatchArgs),
+}
+
+/// Refuses `job` when the permanent stack `stack` says its network cannot reach the job's buckets
+/// or region (a stack without the outputs is not checked, with a note).
+#[cfg(feature = "aws")]
+async fn reach_check(
+    stack: &str,
+    job: &etl_core::Job,
+    input: Option<&etl_core::sql::S3Url>,
+    unload_to: Option<&etl_core::sql::S3Url>,
+) -> etl_core::Result<()> {
+    let config = etl_core::aws::config().await;
+    match etl_core::reach::Reach::from_stack(config, stack).await? {
+        Some(reach) => reach.check(job, input, unload_to),
+        None => {
+            eprintln!(
+                "etl: note: stack {stack} has no {} / {} outputs (deployed before them): \
+                 what its network reaches is not checked",
+                etl_core::reach::BUCKETS_OUTPUT,
+                etl_core::reach::REGION_OUTPUT
+            );
+            Ok(())
+        }
+    }
 }
 
 /// What ended the command, mapped to the exit code.
@@ -128,8 +155,9 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run_cmd::run(args).await,
             Command::Sql(args) => sql_cmd::run(args).await,
-            Command::Plan(args) => plan_cmd::run(args),
+            Command::Plan(args) => plan_cmd::run(args).await,
             Command::Server(args) => server_cmd::run(args).await,
+            Command::Doctor(args) => doctor_cmd::run(args).await,
             Command::Status(args) => track_cmd::status(args).await,
             Command::Cancel(args) => track_cmd::cancel(args).await,
             Command::Statement(cmd) => track_cmd::statement(cmd).await,

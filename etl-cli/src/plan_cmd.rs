@@ -1,4 +1,5 @@
-//! `etl plan`: every statement a job would run, in order, without connecting to anything.
+//! `etl plan`: every statement a job would run, in order, without connecting to anything (but
+//! CloudFormation, with `--stack`: what the deployment reaches, [`etl_core::reach`]).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -60,6 +61,12 @@ pub struct PlanArgs {
     /// (otherwise a warning on stderr).
     #[arg(long)]
     strict: bool,
+
+    /// The permanent stack the job will run on: refuse a job whose input or unload bucket, or
+    /// redshift.region, its network cannot reach (its ReachableBuckets and S3Region outputs).
+    #[cfg(feature = "aws")]
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
 }
 
 /// Prints, on stderr, each construct of the job's transforms that the PostgreSQL rehearsal cannot
@@ -91,9 +98,13 @@ fn parse_role(s: &str) -> Result<IamRole, String> {
 }
 
 /// Runs `etl plan`.
-pub fn run(args: PlanArgs) -> Result<(), Failure> {
+pub async fn run(args: PlanArgs) -> Result<(), Failure> {
     let job = Job::from_path(&args.job)?;
     let dialect = Dialect::from(args.dialect);
+    #[cfg(feature = "aws")]
+    if let Some(stack) = &args.stack {
+        crate::reach_check(stack, &job, args.input.as_ref(), args.unload_to.as_ref()).await?;
+    }
     for w in job.warnings() {
         eprintln!("etl: note: {w}");
     }

@@ -90,7 +90,11 @@ pub async fn start(args: StartArgs) -> Result<(), Failure> {
     let config = etl_core::aws::config().await;
     let state_machine = match args.state_machine {
         Some(arn) => arn,
-        None => sfn::state_machine_from_stack(config, &args.stack).await?,
+        None => {
+            // What the deployment's network reaches (etl_core::reach): refuse now, not on the cluster.
+            crate::reach_check(&args.stack, &job, None, None).await?;
+            sfn::state_machine_from_stack(config, &args.stack).await?
+        }
     };
 
     let mut input = ExecutionInput::new(url);

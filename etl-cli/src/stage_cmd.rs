@@ -48,6 +48,11 @@ pub struct StageArgs {
     /// Tables staged at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     concurrency: usize,
+
+    /// The permanent stack the job will run on: refuse, before uploading anything, a job whose
+    /// --to or unload bucket, or redshift.region, its network cannot reach.
+    #[arg(long, value_name = "NAME")]
+    stack: Option<String>,
 }
 
 fn parse_s3(s: &str) -> Result<S3Url, String> {
@@ -163,6 +168,10 @@ impl StageObserver for Progress {
 
 /// Runs `etl stage`.
 pub async fn run(args: StageArgs) -> Result<(), Failure> {
+    if let Some(stack) = &args.stack {
+        let job = etl_core::Job::read(&args.job)?;
+        crate::reach_check(stack, &job, Some(&args.to), args.unload_to.as_ref()).await?;
+    }
     let split = match (args.parts, args.slices, args.part_size) {
         (Some(n), _, _) => Split::Parts(n),
         (None, Some(slices), size) => Split::Slices {

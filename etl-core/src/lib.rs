@@ -47,6 +47,7 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod cluster;
+pub mod doctor;
 pub mod error;
 pub mod exec;
 pub mod job;
@@ -55,6 +56,7 @@ pub mod load;
 pub mod lock;
 pub mod pipeline;
 pub mod plan;
+pub mod reach;
 pub mod sql;
 pub mod steps;
 pub mod storage;

@@ -28,6 +28,8 @@ pub struct Settings {
     pub kms_key_arn: Option<String>,
     /// `ETL_S3_ROLE_ARN`: the role Redshift assumes for COPY and UNLOAD.
     pub s3_role_arn: Option<String>,
+    /// `ETL_CFN_ROLE_ARN`: the CloudFormation service role of the Redshift stack (`RoleARN`).
+    pub cfn_role_arn: Option<String>,
     /// `ETL_REDSHIFT_TEMPLATE_URL`.
     pub template_url: Option<String>,
     /// `ETL_SUBNET_GROUP`.
@@ -60,6 +62,7 @@ impl Settings {
             secret_arn: get("ETL_SECRET_ARN"),
             kms_key_arn: get("ETL_KMS_KEY_ARN"),
             s3_role_arn: get("ETL_S3_ROLE_ARN"),
+            cfn_role_arn: get("ETL_CFN_ROLE_ARN"),
             template_url: get("ETL_REDSHIFT_TEMPLATE_URL"),
             subnet_group: get("ETL_SUBNET_GROUP"),
             redshift_sg: get("ETL_REDSHIFT_SG"),

@@ -113,6 +113,10 @@ pub async fn create(event: CreateEvent, res: &Resources) -> Result<CreateOutput,
     ] {
         request = request.with_parameter(parameter, s.require(value, variable)?);
     }
+    // CloudFormation, not this function, holds the Redshift permissions (cfn/README.md).
+    if let Some(role) = &s.cfn_role_arn {
+        request = request.with_role_arn(role);
+    }
     let created = res
         .stacks()
         .await

@@ -5,6 +5,9 @@
 #
 # Self-contained: installs what is missing and reuses what is there.
 #   cfn-lint       the one on PATH, else a virtualenv in $ETL_INFRA_CACHE/venv (pip install cfn-lint)
+#   checkov        a virtualenv of its own in $ETL_INFRA_CACHE/checkov-venv (pip install checkov; its many
+#                  pinned dependencies stay out of cfn-lint's); run offline (--skip-download). Its Python
+#                  (with PyYAML) also runs tests/infra/check_iam.py
 #   cfn-guard      the one on PATH or in ~/.cargo/bin, else `cargo install cfn-guard --locked`, building in
 #                  ~/.cache/cfn-guard-build ($CFN_GUARD_TARGET_DIR; kept, so a reinstall is quick)
 #   asl-validator  tests/infra/node_modules, from the committed package-lock.json (`npm ci`), reinstalled
@@ -19,6 +22,7 @@ CACHE=${ETL_INFRA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/etl-infra}
 GUARD_TARGET=${CFN_GUARD_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/cfn-guard-build}
 CFN_LINT_VERSION=1.51.0
 CFN_GUARD_VERSION=3.2.1
+CHECKOV_VERSION=3.2.533
 cd "$ROOT" || exit 2
 
 passed=0
@@ -67,6 +71,21 @@ ensure_cfn_lint() {
     CFN_LINT=("$venv/bin/cfn-lint")
 }
 
+ensure_checkov() {
+    local venv="$CACHE/checkov-venv"
+    if [ ! -x "$venv/bin/checkov" ] || ! "$venv/bin/checkov" --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+        python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv python3-pip
+        note "installing checkov $CHECKOV_VERSION into $venv"
+        mkdir -p "$CACHE"
+        rm -rf "$venv"
+        python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION" \
+            || die "pip install checkov failed"
+    fi
+    CHECKOV=("$venv/bin/checkov")
+    CHECKOV_PY="$venv/bin/python"
+}
+
 ensure_cfn_guard() {
     local cargo_bin="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-$HOME/.cargo}}/bin"
     PATH="$PATH:$cargo_bin"
@@ -101,6 +120,7 @@ ensure_asl_validator() {
 
 ensure_python
 ensure_cfn_lint
+ensure_checkov
 ensure_cfn_guard
 ensure_asl_validator
 
@@ -114,6 +134,30 @@ for t in cfn/initial.yaml cfn/redshift.yaml; do
         echo "$out" | sed 's/^/     /'
     fi
 done
+
+# ------------------------------------------------------------------------------------------ checkov
+
+# Every check runs; a check that does not apply is skipped inline next to its resource with the
+# reason (Metadata: checkov: skip:), which check_iam.py's checkov-skips check requires.
+for t in cfn/initial.yaml cfn/redshift.yaml; do
+    if out=$("${CHECKOV[@]}" --file "$t" --framework cloudformation --skip-download --compact --quiet 2>&1); then
+        pass "checkov $t ($(grep -o 'Passed checks: [0-9]*, Failed checks: [0-9]*, Skipped checks: [0-9]*' <<<"$out"))"
+    else
+        fail "checkov $t"
+        echo "$out" | sed 's/^/     /'
+    fi
+done
+
+# ------------------------------------------------------------------------------------------ IAM
+
+out=$("$CHECKOV_PY" "$HERE/check_iam.py" 2>&1)
+rc=$?
+echo "$out"
+passed=$((passed + $(grep -c '^PASS' <<<"$out")))
+failed=$((failed + $(grep -c '^FAIL' <<<"$out")))
+if [ "$rc" != 0 ] && ! grep -q '^FAIL' <<<"$out"; then
+    fail "check_iam.py exited $rc"
+fi
 
 # ------------------------------------------------------------------------------------------ cfn-guard
 

@@ -384,6 +384,7 @@ fn stack_settings(template_url: &str, secret_arn: &str) -> Settings {
             "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab".into(),
         ),
         s3_role_arn: Some("arn:aws:iam::123456789012:role/etl-redshift-s3".into()),
+        cfn_role_arn: None,
         template_url: Some(template_url.into()),
         subnet_group: Some("etl-subnets".into()),
         redshift_sg: Some("sg-0123456789abcdef0".into()),

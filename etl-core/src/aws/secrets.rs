@@ -6,6 +6,13 @@
 //! Lambda container): a warm invocation makes no Secrets Manager call. The secret's text is never
 //! logged, never put in an error message, and the password only lives in [`ConnectOptions`],
 //! whose `Debug` redacts it.
+//!
+//! The permanent stack's master secret holds only `username` and `password`; while a cluster
+//! exists, the on-demand stack's `AWS::SecretsManager::SecretTargetAttachment` adds `host`, `port`,
+//! `engine` and `dbname`, and deleting the stack removes them again
+//! (<https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-secretsmanager-secrettargetattachment.html>).
+//! [`Secrets::endpoint_options`] is for callers that have no other source of the address (`etl sql
+//! --secret-id`): it refuses a secret without `host` instead of connecting to `localhost`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,7 +28,14 @@ use crate::warehouse::ConnectOptions;
 #[derive(Clone, Debug)]
 pub struct Secrets {
     client: Client,
-    cache: Arc<Mutex<HashMap<String, ConnectOptions>>>,
+    cache: Arc<Mutex<HashMap<String, Cached>>>,
+}
+
+/// A secret's settings, and whether it said where the warehouse is.
+#[derive(Clone, Debug)]
+struct Cached {
+    options: ConnectOptions,
+    has_host: bool,
 }
 
 impl Secrets {
@@ -42,17 +56,40 @@ impl Secrets {
     /// [`Error::InvalidInput`] when it is not the expected JSON — the message names the fields,
     /// never their values.
     pub async fn connect_options(&self, arn: &str) -> Result<ConnectOptions> {
+        Ok(self.read(arn).await?.options)
+    }
+
+    /// The connection settings in secret `arn`, which must say where the warehouse is (`host`, as
+    /// the on-demand stack's secret attachment writes it): for callers with no other source of the
+    /// address.
+    ///
+    /// # Errors
+    /// As [`Secrets::connect_options`]; [`Error::InvalidInput`] when the secret has no `host`,
+    /// saying why (no cluster is attached to it) and what to do.
+    pub async fn endpoint_options(&self, arn: &str) -> Result<ConnectOptions> {
+        let cached = self.read(arn).await?;
+        if !cached.has_host {
+            return Err(no_host(arn));
+        }
+        Ok(cached.options)
+    }
+
+    async fn read(&self, arn: &str) -> Result<Cached> {
         if let Some(cached) = self.cached(arn) {
             return Ok(cached);
         }
         let text = self.fetch(arn).await?;
         let options = parse_secret(arn, &text)?;
+        let cached = Cached {
+            options,
+            has_host: secret_has_host(&text),
+        };
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(arn.to_owned(), options.clone());
+            .insert(arn.to_owned(), cached.clone());
         tracing::debug!(secret = arn, "read the warehouse credentials");
-        Ok(options)
+        Ok(cached)
     }
 
     /// Forgets the cached settings of `arn` (after a login failure: the secret may have rotated).
@@ -63,7 +100,7 @@ impl Secrets {
             .remove(arn);
     }
 
-    fn cached(&self, arn: &str) -> Option<ConnectOptions> {
+    fn cached(&self, arn: &str) -> Option<Cached> {
         self.cache
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -100,6 +137,30 @@ impl Secrets {
             retryable: false,
         })
     }
+}
+
+/// Whether a secret's JSON names a host (a non-empty `host` string).
+fn secret_has_host(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| {
+            v.get("host")
+                .and_then(|h| h.as_str())
+                .map(|h| !h.trim().is_empty())
+        })
+        .unwrap_or(false)
+}
+
+fn no_host(arn: &str) -> Error {
+    Error::invalid(
+        "secret",
+        format!(
+            "{arn} has no \"host\": no cluster is attached to it. The on-demand Redshift stack's \
+             SecretTargetAttachment adds host, port and dbname while its cluster exists and removes \
+             them when the stack is deleted: start a cluster (etl start), or connect with \
+             --database-url"
+        ),
+    )
 }
 
 /// Parses a secret's JSON into connection settings. Messages name the fields, never the values
@@ -161,6 +222,25 @@ mod tests {
         assert!(
             !format!("{o:?}").contains("p'w"),
             "Debug redacts the password"
+        );
+    }
+
+    #[test]
+    fn a_secret_says_whether_it_names_the_host() {
+        assert!(secret_has_host(
+            r#"{"username":"u","password":"p","host":"c.x.redshift.amazonaws.com"}"#
+        ));
+        for text in [
+            r#"{"username":"u","password":"p"}"#,
+            r#"{"username":"u","password":"p","host":""}"#,
+            r#"{"username":"u","password":"p","host":null}"#,
+        ] {
+            assert!(!secret_has_host(text), "{text}");
+        }
+        let message = no_host(ARN).to_string();
+        assert!(
+            message.contains(ARN) && message.contains("SecretTargetAttachment"),
+            "{message}"
         );
     }
 

@@ -175,6 +175,11 @@ pub struct CreateRequest {
     pub client_request_token: Option<String>,
     /// `TimeoutInMinutes`.
     pub timeout_minutes: Option<i32>,
+    /// `RoleARN`: the service role CloudFormation uses for every operation on the stack, its
+    /// rollback and deletion included (the permanent stack's `RedshiftStackRole`), instead of the
+    /// caller's permissions
+    /// (<https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/using-iam-servicerole.html>).
+    pub role_arn: Option<String>,
 }
 
 impl CreateRequest {
@@ -187,7 +192,14 @@ impl CreateRequest {
             tags: Vec::new(),
             client_request_token: None,
             timeout_minutes: None,
+            role_arn: None,
         }
+    }
+
+    /// Sets the service role (`RoleARN`) CloudFormation creates, updates and deletes the stack with.
+    pub fn with_role_arn(mut self, arn: impl Into<String>) -> Self {
+        self.role_arn = Some(arn.into());
+        self
     }
 
     /// Adds a parameter.
@@ -515,7 +527,8 @@ impl Stacks {
             .create_stack()
             .stack_name(&request.name)
             .set_client_request_token(request.client_request_token.clone())
-            .set_timeout_in_minutes(request.timeout_minutes);
+            .set_timeout_in_minutes(request.timeout_minutes)
+            .set_role_arn(request.role_arn.clone());
         call = match &request.template {
             Template::Url(url) => call.template_url(url),
             Template::Body(body) => call.template_body(body),

@@ -32,8 +32,11 @@
 //! decompressed size, measured in a first pass).
 //!
 //! Everything streams: a file is read, decompressed, cut and recompressed on a blocking thread in
-//! 64 KB steps, and uploaded with S3 multipart uploads of 8 MB parts, at most 4 in flight per
-//! object, so memory stays bounded whatever the file size. An upload that fails or is cancelled is
+//! 64 KB steps, and uploaded with S3 multipart uploads, so memory stays bounded whatever the file
+//! size. The part size follows the object's size ([`multipart_part_size`]): 8 MiB, or larger when
+//! 8 MiB parts would need more than S3's 10,000 parts (an object over 78 GiB), with fewer parts in
+//! flight as they grow (at most 4, and at most 32 MiB buffered per object unless one part is
+//! larger). An upload that fails or is cancelled is
 //! aborted (no multipart upload is left behind).
 
 use std::io::{Read, Write};
@@ -57,10 +60,41 @@ use crate::sql::S3Url;
 /// Default `--part-size`: the largest part, compressed, when splitting by slices.
 pub const DEFAULT_PART_SIZE_MB: u64 = 256;
 
-/// Multipart chunk size (S3's minimum part is 5 MB).
+/// The smallest multipart chunk used (S3's minimum part is 5 MiB).
 const CHUNK: usize = 8 * 1024 * 1024;
-/// Multipart chunks in flight per object.
+/// Multipart chunks in flight per object, at most.
 const IN_FLIGHT: usize = 4;
+/// Bytes of chunks in flight per object, beyond which fewer chunks are in flight (never fewer than one).
+const IN_FLIGHT_BYTES: usize = IN_FLIGHT * CHUNK;
+
+/// S3's multipart limits (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html>):
+/// at most 10,000 parts, each 5 MiB to 5 GiB (the last may be smaller), objects up to 5 TiB.
+const MAX_PARTS: u64 = 10_000;
+const MAX_PART_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+const MAX_OBJECT_SIZE: u64 = 5 * 1024 * 1024 * 1024 * 1024;
+const MIB: u64 = 1024 * 1024;
+
+/// The multipart part size for an object of about `len` bytes: 8 MiB, or the smallest whole
+/// number of MiB that keeps it within S3's 10,000 parts.
+///
+/// # Errors
+/// The reason, when S3 cannot hold an object that large (over 5 TiB).
+pub fn multipart_part_size(len: u64) -> std::result::Result<usize, String> {
+    if len > MAX_OBJECT_SIZE {
+        return Err(format!(
+            "{len} bytes is more than S3's largest object (5 TiB): split it (--parts or --slices) \
+             (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html)"
+        ));
+    }
+    let needed = len.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    let size = needed.max(CHUNK as u64).min(MAX_PART_SIZE);
+    usize::try_from(size).map_err(|_| format!("a {size}-byte part does not fit in memory here"))
+}
+
+/// How many chunks of `chunk` bytes may be in flight per object.
+fn in_flight(chunk: usize) -> usize {
+    (IN_FLIGHT_BYTES / chunk).clamp(1, IN_FLIGHT)
+}
 /// Bytes read (decompressed) per step of the splitter.
 const STEP: usize = 64 * 1024;
 /// Compressed bytes pulled from a file at a time: the granularity of the part balancing.
@@ -772,6 +806,8 @@ async fn upload_file(
         .await
         .map_err(|e| Error::io("cannot read", file.display(), e))?
         .len();
+    let chunk = multipart_part_size(len)
+        .map_err(|why| Error::invalid("input file", format!("{}: {why}", file.display())))?;
     if len < CHUNK as u64 {
         let mut body = Vec::with_capacity(len as usize);
         f.read_to_end(&mut body)
@@ -789,7 +825,7 @@ async fn upload_file(
         .put_multipart(&path)
         .await
         .map_err(|e| storage_error("cannot start the upload of", url, e))?;
-    let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, chunk);
     let mut buf = vec![0u8; 1024 * 1024];
     let mut total = 0u64;
     let outcome: Result<()> = async {
@@ -807,7 +843,7 @@ async fn upload_file(
                 return Ok(());
             }
             writer
-                .wait_for_capacity(IN_FLIGHT)
+                .wait_for_capacity(in_flight(chunk))
                 .await
                 .map_err(|e| storage_error("cannot upload", url, e))?;
             writer.write(&buf[..n]);
@@ -855,6 +891,13 @@ async fn split_table(
     cancel: &CancellationToken,
     observer: &dyn StageObserver,
 ) -> Result<Vec<StagedObject>> {
+    // A part's size is known only once it is written: size the multipart chunks for the whole
+    // table, twice over (recompression may grow it; a plain part cut from compressed input, far more).
+    let total: u64 = files.iter().map(|f| f.2).sum();
+    let expands = output == Compression::None && files.iter().any(|f| f.1 != Compression::None);
+    let estimate = total.saturating_mul(if expands { 20 } else { 2 });
+    let chunk = multipart_part_size(estimate.min(MAX_OBJECT_SIZE))
+        .map_err(|why| Error::invalid("input", format!("{name}: {why}")))?;
     let (tx, mut rx) = mpsc::channel::<Msg>(8);
     let splitter = {
         let files = files.to_vec();
@@ -879,13 +922,13 @@ async fn split_table(
                         .put_multipart(&object_path(&url)?)
                         .await
                         .map_err(|e| storage_error("cannot start the upload of", &url, e))?;
-                    current = Some((WriteMultipart::new_with_chunk_size(upload, CHUNK), url, 0));
+                    current = Some((WriteMultipart::new_with_chunk_size(upload, chunk), url, 0));
                 }
                 Msg::Data(bytes) => {
                     let (w, url, n) = current
                         .as_mut()
                         .ok_or_else(|| Error::Internal("part data before its start".into()))?;
-                    w.wait_for_capacity(IN_FLIGHT)
+                    w.wait_for_capacity(in_flight(chunk))
                         .await
                         .map_err(|e| storage_error("cannot upload", url, e))?;
                     *n += bytes.len() as u64;
@@ -1372,6 +1415,36 @@ impl<'a> Splitter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multipart_parts_fit_s3s_limits() {
+        const GIB: u64 = 1024 * MIB;
+        // Small and medium objects: 8 MiB parts, four in flight.
+        assert_eq!(multipart_part_size(0).unwrap(), CHUNK);
+        assert_eq!(multipart_part_size(50 * GIB).unwrap(), CHUNK);
+        assert_eq!(in_flight(CHUNK), IN_FLIGHT);
+        // 8 MiB × 10,000 parts is 78.1 GiB: beyond it the parts grow, by whole MiB.
+        for len in [
+            10_000 * CHUNK as u64,
+            10_000 * CHUNK as u64 + 1,
+            80 * GIB,
+            100 * GIB,
+            1024 * GIB,
+            MAX_OBJECT_SIZE,
+        ] {
+            let part = multipart_part_size(len).unwrap() as u64;
+            assert!(len.div_ceil(part) <= MAX_PARTS, "{len}: {part}-byte parts");
+            assert!((5 * MIB..=MAX_PART_SIZE).contains(&part), "{len}: {part}");
+            assert_eq!(part % MIB, 0);
+        }
+        assert_eq!(multipart_part_size(100 * GIB).unwrap() as u64, 11 * MIB);
+        // Fewer parts in flight as they grow; never none.
+        assert_eq!(in_flight(11 * MIB as usize), 2);
+        assert_eq!(in_flight(525 * MIB as usize), 1);
+        // More than S3 holds in one object.
+        let err = multipart_part_size(MAX_OBJECT_SIZE + 1).unwrap_err();
+        assert!(err.contains("5 TiB") && err.contains("qfacts"), "{err}");
+    }
     use object_store::memory::InMemory;
 
     fn scan_all(format: &Format, data: &[u8], step: usize) -> Vec<usize> {

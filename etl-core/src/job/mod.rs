@@ -8,6 +8,7 @@
 
 pub mod format;
 mod manifest;
+pub mod redshift_rules;
 mod remote;
 pub mod types;
 
@@ -658,6 +659,9 @@ fn validate(raw: RawJob, origin: &str, base: &Path, issues: &mut Issues) -> Job 
             Format::default()
         }),
     };
+    if job_format.max_error > redshift_rules::MAX_MAXERROR {
+        issues.push("format.maxerror", maxerror_message(job_format.max_error));
+    }
 
     if raw.schemas.is_empty() {
         issues.push("schemas", "must list at least one schema");
@@ -762,6 +766,10 @@ fn validate(raw: RawJob, origin: &str, base: &Path, issues: &mut Issues) -> Job 
             };
             if c.number_of_nodes == Some(0) || c.number_of_nodes.is_some_and(|n| n > 128) {
                 issues.push("cluster.number_of_nodes", "must be 1 to 128");
+            } else if let Err((field, message)) =
+                redshift_rules::check_nodes(c.node_type.as_deref(), c.number_of_nodes)
+            {
+                issues.push(format!("cluster.{field}"), message);
             }
             ClusterOptions {
                 stack_name,
@@ -829,6 +837,14 @@ fn validate(raw: RawJob, origin: &str, base: &Path, issues: &mut Issues) -> Job 
     }
 }
 
+fn maxerror_message(n: u64) -> String {
+    format!(
+        "{n} is above Redshift's limit of {} rejected rows; COPY refuses it \
+         (https://docs.aws.amazon.com/redshift/latest/dg/copy-parameters-data-load.html#copy-maxerror)",
+        redshift_rules::MAX_MAXERROR
+    )
+}
+
 fn validate_table(
     raw: RawTable,
     schema: Ident,
@@ -874,6 +890,10 @@ fn validate_table(
                     ENCODINGS.join(", ")
                 ),
             );
+        } else if let Some(e) = &encode
+            && let Err(message) = redshift_rules::check_encoding(e, &ty)
+        {
+            issues.push(format!("{cpath}.encode"), message);
         }
         if c.distkey {
             distkeys += 1;
@@ -925,6 +945,15 @@ fn validate_table(
             job_format.clone()
         }),
     };
+    if raw.format.is_some()
+        && format.max_error > redshift_rules::MAX_MAXERROR
+        && format.max_error != job_format.max_error
+    {
+        issues.push(
+            format!("{tpath}.format.maxerror"),
+            maxerror_message(format.max_error),
+        );
+    }
 
     let load = match raw.load {
         None => LoadMethod::Append,

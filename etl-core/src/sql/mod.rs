@@ -12,6 +12,7 @@ mod classify;
 pub mod compat;
 mod copy;
 mod ddl;
+pub mod doctor;
 mod ident;
 pub mod journal;
 mod split;
