@@ -667,7 +667,19 @@ mod tests {
         // (https://docs.aws.amazon.com/redshift/latest/dg/r_query_group.html): every label fits
         // the narrower, at step 100 000 and far beyond.
         let long = "a-very-long-run-id-from-step-functions-0123456789abcdef";
-        for seq in [1, 9, 10, 99, 100, 101, 99_999, 100_000, 100_001, 123_456, usize::MAX] {
+        for seq in [
+            1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            99_999,
+            100_000,
+            100_001,
+            123_456,
+            usize::MAX,
+        ] {
             for run in ["x", long] {
                 let l = step_label(run, seq);
                 assert_eq!(l.len(), STEP_LABEL_LEN, "{l}");
@@ -688,15 +700,22 @@ mod tests {
         // "r1" step 1 and "r" step 11 must not meet through the concatenation.
         assert_ne!(step_label("r1", 1), step_label("r", 11));
         // Stable: a label journaled by this version is found by the next.
-        assert_eq!(step_label("r1", 1), step_label("r1", 1));
+        assert_eq!(step_label("r1", 1), "etl-gnkvbkdxzs1");
+        assert_eq!(step_label("run-1", 100_000), "etl-b9b3pj2za8g");
     }
 
     #[test]
     fn labels_are_unique_per_run_and_step_up_to_step_100_000() {
         let mut seen = HashSet::new();
-        for run in ["recommendations-20260101T000000Z-00ff", "recommendations-20260101T000000Z-0100"] {
+        for run in [
+            "recommendations-20260101T000000Z-00ff",
+            "recommendations-20260101T000000Z-0100",
+        ] {
             for seq in 1..=100_000 {
-                assert!(seen.insert(step_label(run, seq)), "{run} step {seq} collides");
+                assert!(
+                    seen.insert(step_label(run, seq)),
+                    "{run} step {seq} collides"
+                );
             }
         }
         assert_eq!(seen.len(), 200_000);

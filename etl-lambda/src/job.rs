@@ -273,4 +273,3 @@ pub async fn statement_status(
     tracing::info!(step = %handle.step_id, state = %out.state, rows = out.rows, "statement status");
     Ok(out)
 }
-

@@ -493,54 +493,72 @@ async fn a_late_failed_cannot_overwrite_succeeded_and_conclusions_are_per_attemp
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failed_block_with_a_frozen_client_is_concluded_and_its_session_ended() {
+async fn a_frozen_client_s_block_is_not_failed_early_and_its_session_is_ended_when_it_is() {
     use etl_core::sql::Dialect;
     let local = server().await;
     let wh = Warehouse::connect(local.connect_options(), 2)
         .await
         .unwrap();
     let c = client(&local).await;
-    c.batch_execute("create table locked (a int)").await.unwrap();
+    c.batch_execute("create table locked (a int)")
+        .await
+        .unwrap();
     register(&c, "frozen", "block").await;
+    register(&c, "frozen", "aborted").await;
 
-    // The submitter starts the step, its block takes a lock and fails — and the submitter
-    // freezes (a Lambda between invocations): no ROLLBACK, the lock stays.
+    // The submitter starts the step, its block takes a lock — and the submitter freezes (a
+    // Lambda between invocations): the session sits idle in its transaction, holding the lock.
     let frozen = client(&local).await;
     let h = track::begin(&frozen, Dialect::Postgres, "frozen", "block", 7, true)
         .await
         .unwrap();
-    assert!(
-        frozen
-            .batch_execute("BEGIN; LOCK TABLE locked; SELECT 1/0")
-            .await
-            .is_err()
-    );
+    frozen
+        .batch_execute("BEGIN; LOCK TABLE locked")
+        .await
+        .unwrap();
     let other = client(&local).await;
-    let blocked = other
-        .batch_execute("BEGIN; SET LOCAL lock_timeout = '200ms'; LOCK TABLE locked; COMMIT")
-        .await;
-    assert!(blocked.is_err(), "the failed block holds its lock");
-    let _ = other.batch_execute("ROLLBACK").await;
+    let try_lock = || async {
+        let r = other
+            .batch_execute("BEGIN; SET LOCAL lock_timeout = '200ms'; LOCK TABLE locked; COMMIT")
+            .await;
+        if r.is_err() {
+            let _ = other.batch_execute("ROLLBACK").await;
+        }
+        r.is_ok()
+    };
+    assert!(!try_lock().await, "the block holds its lock");
+    // Alive inside its block: never failed on a guess.
+    assert_eq!(track::poll(&wh, &h).await.unwrap(), State::Running);
+    assert_eq!(journal_status(&c, "frozen", "block").await.0, "running");
+    // Past its timeout: failed, and its session ended so that its lock goes.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let polled = track::poll_with_timeout(&wh, &h, Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert!(polled.timed_out.is_some(), "{polled:?}");
+    assert_eq!(journal_status(&c, "frozen", "block").await.0, "failed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !try_lock().await {
+        assert!(Instant::now() < deadline, "the lock went with the session");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        frozen.simple_query("select 1").await.is_err(),
+        "the frozen session was terminated"
+    );
 
-    // A poll from elsewhere: failed (the server says the transaction is aborted), and the session
-    // ended so that its lock goes.
+    // A block that failed while its client is frozen: the server says so (aborted), so it is
+    // concluded failed at once, and the session is ended.
+    let frozen = client(&local).await;
+    let h = track::begin(&frozen, Dialect::Postgres, "frozen", "aborted", 8, true)
+        .await
+        .unwrap();
+    assert!(frozen.batch_execute("BEGIN; SELECT 1/0").await.is_err());
     match track::poll(&wh, &h).await.unwrap() {
         State::Failed { message, .. } => assert!(message.contains("aborted"), "{message}"),
         other => panic!("expected Failed, got {other:?}"),
     }
-    assert_eq!(journal_status(&c, "frozen", "block").await.0, "failed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = other
-            .batch_execute("BEGIN; SET LOCAL lock_timeout = '200ms'; LOCK TABLE locked; COMMIT")
-            .await;
-        if r.is_ok() {
-            break;
-        }
-        let _ = other.batch_execute("ROLLBACK").await;
-        assert!(Instant::now() < deadline, "the lock went with the session");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(journal_status(&c, "frozen", "aborted").await.0, "failed");
     assert!(
         frozen.simple_query("select 1").await.is_err(),
         "the frozen session was terminated"
@@ -604,8 +622,5 @@ async fn labels_at_step_100_000_find_poll_time_out_and_cancel_their_statement() 
         .await
         .unwrap();
     assert!(track::cancel(&wh, &submitted.handle).await.unwrap());
-    assert_eq!(
-        wait_final(&wh, &submitted.handle).await,
-        State::Cancelled
-    );
+    assert_eq!(wait_final(&wh, &submitted.handle).await, State::Cancelled);
 }

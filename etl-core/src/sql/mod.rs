@@ -29,8 +29,8 @@ pub use ident::{Ident, POSTGRES_MAX_IDENT_BYTES, REDSHIFT_MAX_IDENT_BYTES, Table
 pub use split::{SplitStatement, split_statements};
 pub use status::{
     INFLIGHT_LABEL, MAX_LABEL, cancel_labelled_postgres, cancel_statement, postgres_session,
-    redshift_history, redshift_inflight, redshift_recents, redshift_session,
-    redshift_transactions, session_info, set_label, terminate_labelled_postgres, terminate_session,
+    redshift_history, redshift_inflight, redshift_recents, redshift_session, redshift_transactions,
+    session_info, set_label, terminate_labelled_postgres, terminate_session,
 };
 pub use unload::{CopyToStdout, Unload, unload_query};
 pub use values::{IamRole, S3Url};

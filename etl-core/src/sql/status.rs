@@ -137,25 +137,72 @@ mod tests {
 
     /// Each Redshift status query, the page of each view it reads, and that page's documented
     /// columns (Amazon Redshift Database Developer Guide, read for this test).
-    fn documented() -> Vec<(&'static str, &'static str, Vec<(&'static str, &'static [&'static str])>)>
-    {
-        const SESSIONS: &[&str] = &["starttime", "process", "user_name", "db_name", "timeout_sec"];
+    fn documented() -> Vec<(
+        &'static str,
+        &'static str,
+        Vec<(&'static str, &'static [&'static str])>,
+    )> {
+        const SESSIONS: &[&str] = &[
+            "starttime",
+            "process",
+            "user_name",
+            "db_name",
+            "timeout_sec",
+        ];
         const INFLIGHT: &[&str] = &[
-            "userid", "slice", "query", "label", "xid", "pid", "starttime", "text", "suspended",
-            "insert_pristine", "concurrency_scaling_status",
+            "userid",
+            "slice",
+            "query",
+            "label",
+            "xid",
+            "pid",
+            "starttime",
+            "text",
+            "suspended",
+            "insert_pristine",
+            "concurrency_scaling_status",
         ];
         const RECENTS: &[&str] = &[
-            "userid", "status", "starttime", "duration", "user_name", "db_name", "query", "pid",
+            "userid",
+            "status",
+            "starttime",
+            "duration",
+            "user_name",
+            "db_name",
+            "query",
+            "pid",
         ];
         const QUERY_HISTORY: &[&str] = &[
-            "user_id", "query_id", "query_label", "transaction_id", "session_id",
-            "database_name", "query_type", "status", "result_cache_hit", "start_time",
-            "end_time", "elapsed_time", "queue_time", "execution_time", "error_message",
-            "returned_rows", "returned_bytes", "query_text", "redshift_version",
+            "user_id",
+            "query_id",
+            "query_label",
+            "transaction_id",
+            "session_id",
+            "database_name",
+            "query_type",
+            "status",
+            "result_cache_hit",
+            "start_time",
+            "end_time",
+            "elapsed_time",
+            "queue_time",
+            "execution_time",
+            "error_message",
+            "returned_rows",
+            "returned_bytes",
+            "query_text",
+            "redshift_version",
         ];
         const TRANSACTION_HISTORY: &[&str] = &[
-            "user_id", "transaction_id", "isolation_level", "status", "transaction_start_time",
-            "commit_start_time", "commit_end_time", "blocks_committed", "undo_transaction_id",
+            "user_id",
+            "transaction_id",
+            "isolation_level",
+            "status",
+            "transaction_start_time",
+            "commit_start_time",
+            "commit_end_time",
+            "blocks_committed",
+            "undo_transaction_id",
         ];
         vec![
             (

@@ -7,8 +7,8 @@ use tokio_postgres::Client;
 
 use super::Handle;
 use super::decide::{
-    ActivityRow, HistoryRow, InflightRow, Live, Observation, RecentRow, SessionRow,
-    TransactionRow, from_journal,
+    ActivityRow, HistoryRow, InflightRow, Live, Observation, RecentRow, SessionRow, TransactionRow,
+    from_journal,
 };
 use crate::error::{Error, Result};
 use crate::journal;
