@@ -554,7 +554,8 @@ async fn a_frozen_client_s_block_is_not_failed_early_and_its_session_is_ended_wh
         .await
         .unwrap();
     assert!(frozen.batch_execute("BEGIN; SELECT 1/0").await.is_err());
-    match track::poll(&wh, &h).await.unwrap() {
+    // (The server marks the transaction aborted right after it sends the error.)
+    match wait_final(&wh, &h).await {
         State::Failed { message, .. } => assert!(message.contains("aborted"), "{message}"),
         other => panic!("expected Failed, got {other:?}"),
     }
