@@ -388,9 +388,10 @@ pub async fn cancel(args: CancelArgs) -> Result<(), Failure> {
             step_id: step.clone(),
             pid,
             label,
-            submitted_at: String::new(),
+            submitted_at: chrono::NaiveDateTime::default(),
             dialect: wh.dialect(),
             in_block: wh.dialect() == Dialect::Redshift,
+            attempt: None,
         };
         let sent = track::cancel(&wh, &handle).await?;
         eprintln!(

@@ -198,13 +198,10 @@ impl<'a> Executor<'a> {
                 .label
                 .clone()
                 .unwrap_or_else(|| journal::step_label(self.run_id, seq)),
-            submitted_at: row
-                .started_at
-                .unwrap_or_default()
-                .format("%Y-%m-%d %H:%M:%S%.6f")
-                .to_string(),
+            submitted_at: row.started_at.unwrap_or_default(),
             dialect: self.dialect(),
             in_block: in_block(step),
+            attempt: Some(row.attempts),
         };
         Ok(Some((row, handle)))
     }

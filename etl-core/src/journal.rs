@@ -95,17 +95,41 @@ pub fn new_run_id(job: &str) -> String {
 }
 
 /// The label a step's statements carry (`query_group` on Redshift, `application_name` on
-/// PostgreSQL): `etl-<hash of the run id>-<step number>`, at most 30 characters, which is all
-/// Redshift keeps.
+/// PostgreSQL): `etl-` and 11 base-32 characters of a 64-bit hash of the run id and the step
+/// number — 15 characters for any step number, all of which every view keeps: `STV_INFLIGHT.label`
+/// keeps 15 characters of the query group, `STL_QUERY.label` 30
+/// (<https://docs.aws.amazon.com/redshift/latest/dg/r_query_group.html>), so a label compares
+/// exactly everywhere. 55 bits: two (run, step) pairs share a label with probability 2^-55, and a
+/// shared label matters only when the two also share a PID.
 pub fn step_label(run_id: &str, seq: usize) -> String {
-    // FNV-1a: stable across versions and platforms.
+    // FNV-1a over the run id, a separator and the step number, then a finaliser (MurmurHash3's
+    // fmix64) so that neighbouring step numbers differ in every bit. Stable across versions and
+    // platforms: labels written to the journal by one version are found by the next.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in run_id.bytes() {
+    for b in run_id
+        .bytes()
+        .chain([0u8])
+        .chain((seq as u64).to_le_bytes())
+    {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    format!("etl-{:08x}-{seq}", h as u32)
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^= h >> 33;
+    const DIGITS: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let mut label = String::with_capacity(STEP_LABEL_LEN);
+    label.push_str("etl-");
+    for i in 0..11 {
+        label.push(char::from(DIGITS[((h >> (59 - 5 * i)) & 31) as usize]));
+    }
+    label
 }
+
+/// The length of every [`step_label`]: 15, what `STV_INFLIGHT.label` keeps.
+pub const STEP_LABEL_LEN: usize = 15;
 
 fn db(context: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     move |e| Error::query(context, &e)
@@ -558,19 +582,143 @@ pub async fn insert_load_errors<C: GenericClient>(
     Ok(())
 }
 
+/// A step's journal row as the tracker reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedStep {
+    /// Its status.
+    pub status: Status,
+    /// How many times it was started (the attempt of the latest start).
+    pub attempt: i32,
+    /// Rows it changed, when known.
+    pub rows: Option<i64>,
+    /// The SQLSTATE of its failure.
+    pub sqlstate: Option<String>,
+    /// Its error.
+    pub error: Option<String>,
+    /// When its latest attempt started (the server's clock, UTC).
+    pub started_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Reads step `step_id` of `run_id`; `None` when the journal does not know it.
+///
+/// # Errors
+/// [`Error::Query`].
+pub async fn observe_step<C: GenericClient>(
+    client: &C,
+    run_id: &str,
+    step_id: &str,
+) -> Result<Option<TrackedStep>> {
+    let row = client
+        .query_opt(q::observe_step(), &[&run_id, &step_id])
+        .await
+        .map_err(db("read the journal"))?;
+    Ok(row.map(|r| TrackedStep {
+        status: Status::parse(&r.get::<_, String>(0)).unwrap_or(Status::Pending),
+        attempt: r.get(1),
+        rows: r.get(2),
+        sqlstate: r.get(3),
+        error: r.get(4),
+        started_at: r.get(5),
+    }))
+}
+
+/// Concludes step `step_id` of `run_id` as `status` (succeeded, failed or cancelled) only while it
+/// is unfinished and — with `attempt` — still at that attempt: a late `failed` can never overwrite
+/// a committed `succeeded`, nor a conclusion about one attempt land on the next. Returns whether
+/// the row changed.
+///
+/// # Errors
+/// [`Error::Query`].
+#[allow(clippy::too_many_arguments)]
+pub async fn conclude_step<C: GenericClient>(
+    client: &C,
+    dialect: Dialect,
+    run_id: &str,
+    step_id: &str,
+    attempt: Option<i32>,
+    status: Status,
+    rows: Option<u64>,
+    error: Option<(Option<&str>, &str)>,
+) -> Result<bool> {
+    let rows = rows.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+    let sqlstate = error.and_then(|(s, _)| s).map(|s| cut(s, 5));
+    let message = error.map(|(_, m)| cut(m, 65535));
+    let stmt = q::conclude_step(dialect, attempt.is_some());
+    let status = status.as_str();
+    let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+        vec![&run_id, &step_id, &status, &rows, &sqlstate, &message];
+    if let Some(a) = &attempt {
+        params.push(a);
+    }
+    let n = client
+        .execute(&stmt, &params)
+        .await
+        .map_err(db("journal the step's conclusion"))?;
+    Ok(n > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn labels_fit_redshift() {
-        let l = step_label(
-            "a-very-long-run-id-from-step-functions-0123456789abcdef",
+        // STV_INFLIGHT keeps 15 characters of the query group, STL_QUERY 30
+        // (https://docs.aws.amazon.com/redshift/latest/dg/r_query_group.html): every label fits
+        // the narrower, at step 100 000 and far beyond.
+        let long = "a-very-long-run-id-from-step-functions-0123456789abcdef";
+        for seq in [
+            1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            99_999,
+            100_000,
+            100_001,
             123_456,
-        );
-        assert!(l.len() <= sql::MAX_LABEL, "{l}");
+            usize::MAX,
+        ] {
+            for run in ["x", long] {
+                let l = step_label(run, seq);
+                assert_eq!(l.len(), STEP_LABEL_LEN, "{l}");
+                assert!(l.len() <= 15 && l.len() <= sql::MAX_LABEL, "{l}");
+                assert!(
+                    l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                    "{l}"
+                );
+                // What STV_INFLIGHT (15) and STL_QUERY (30) keep is the label itself.
+                assert_eq!(&l[..l.len().min(15)], l);
+                assert_eq!(&l[..l.len().min(30)], l);
+            }
+        }
         assert_eq!(step_label("x", 1), step_label("x", 1));
         assert_ne!(step_label("x", 1), step_label("y", 1));
+        assert_ne!(step_label("x", 1), step_label("x", 2));
+        // "r1" step 1 and "r" step 11 must not meet through the concatenation.
+        assert_ne!(step_label("r1", 1), step_label("r", 11));
+        // Stable: a label journaled by this version is found by the next.
+        assert_eq!(step_label("r1", 1), "etl-gnkvbkdxzs1");
+        assert_eq!(step_label("run-1", 100_000), "etl-b9b3pj2za8g");
+    }
+
+    #[test]
+    fn labels_are_unique_per_run_and_step_up_to_step_100_000() {
+        let mut seen = HashSet::new();
+        for run in [
+            "recommendations-20260101T000000Z-00ff",
+            "recommendations-20260101T000000Z-0100",
+        ] {
+            for seq in 1..=100_000 {
+                assert!(
+                    seen.insert(step_label(run, seq)),
+                    "{run} step {seq} collides"
+                );
+            }
+        }
+        assert_eq!(seen.len(), 200_000);
     }
 
     #[test]

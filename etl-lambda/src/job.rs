@@ -7,7 +7,7 @@
 //! return a [`StatementHandle`] without waiting for the statement (on PostgreSQL, loads and the
 //! unload run client-side and their handle is already final); `etl-statement-status` polls it.
 
-use std::time::Instant;
+use std::time::Duration;
 
 use etl_core::Job;
 use etl_core::sql::S3Url;
@@ -258,42 +258,18 @@ pub async fn statement_status(
 ) -> Result<StatusOutput, HandlerError> {
     let warehouse = res.warehouse(&event.warehouse).await?;
     let handle = &event.handle.statement;
-    let state = track::poll(&warehouse, handle).await?;
-    if state == State::Running
-        && let Some(limit) = event.handle.timeout_seconds
-    {
-        let elapsed = running_for(&warehouse, handle).await?;
-        if elapsed > limit as f64 {
-            let started = Instant::now();
-            let sent = track::cancel(&warehouse, handle).await?;
-            tracing::warn!(step = %handle.step_id, elapsed, limit, sent, "statement timed out: cancelled");
-            return Err(HandlerError::from(etl_core::Error::Timeout {
-                context: format!("step {} of run {}", handle.step_id, handle.run_id),
-                seconds: elapsed + started.elapsed().as_secs_f64(),
-            }));
-        }
+    // Past the job's statement timeout the poll stops the statement (its session ends, so its
+    // locks go) and journals it failed.
+    let limit = event.handle.timeout_seconds.map(Duration::from_secs);
+    let polled = track::poll_with_timeout(&warehouse, handle, limit).await?;
+    if let Some(elapsed) = polled.timed_out {
+        tracing::warn!(step = %handle.step_id, elapsed, limit = ?limit, "statement timed out: its session was ended");
+        return Err(HandlerError::from(etl_core::Error::Timeout {
+            context: format!("step {} of run {}", handle.step_id, handle.run_id),
+            seconds: elapsed,
+        }));
     }
-    let out = StatusOutput::from(state);
+    let out = StatusOutput::from(polled.state);
     tracing::info!(step = %handle.step_id, state = %out.state, rows = out.rows, "statement status");
     Ok(out)
-}
-
-/// Seconds since the statement was submitted, by the warehouse's clock (the handle's time is the
-/// server's).
-async fn running_for(warehouse: &Warehouse, handle: &Handle) -> Result<f64, HandlerError> {
-    let submitted =
-        chrono::NaiveDateTime::parse_from_str(&handle.submitted_at, "%Y-%m-%d %H:%M:%S%.f")
-            .map_err(|e| {
-                HandlerError::invalid(format!(
-                    "handle.submitted_at {:?}: {e}",
-                    handle.submitted_at
-                ))
-            })?;
-    let conn = warehouse.get().await?;
-    let row = conn
-        .query_one(&etl_core::sql::session_info(warehouse.dialect()), &[])
-        .await
-        .map_err(|e| etl_core::Error::query("read the warehouse's clock", &e))?;
-    let now: chrono::NaiveDateTime = row.get(1);
-    Ok((now - submitted).as_seconds_f64())
 }

@@ -52,9 +52,10 @@ fn sample_handle() -> StatementHandle {
             step_id: "load:staging.usage".into(),
             pid: 4242,
             label: "etl-0badcafe-2".into(),
-            submitted_at: "2026-01-01 00:00:00.000000".into(),
+            submitted_at: "2026-01-01T00:00:00".parse().unwrap(),
             dialect: etl_core::sql::Dialect::Redshift,
             in_block: true,
+            attempt: Some(1),
         },
         timeout_seconds: Some(3600),
     }

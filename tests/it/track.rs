@@ -379,3 +379,249 @@ async fn etl_cancel_stops_a_running_run() {
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "cancelled");
 }
+
+/// Registers run `run` with one step `step` in the journal.
+async fn register(c: &tokio_postgres::Client, run: &str, step: &str) {
+    etl_core::journal::ensure(c).await.unwrap();
+    etl_core::journal::begin_run(
+        c,
+        etl_core::sql::Dialect::Postgres,
+        run,
+        "adhoc",
+        &[(step.to_owned(), 1)],
+    )
+    .await
+    .unwrap();
+}
+
+async fn journal_status(c: &tokio_postgres::Client, run: &str, step: &str) -> (String, i32) {
+    let r = c
+        .query_one(
+            "select status, attempts from etl_meta.steps where run_id = $1 and step_id = $2",
+            &[&run, &step],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_failed_cannot_overwrite_succeeded_and_conclusions_are_per_attempt() {
+    use etl_core::journal::{self, Status};
+    use etl_core::sql::Dialect;
+    let local = server().await;
+    let url = local.url();
+    let wh = Warehouse::connect(local.connect_options(), 2)
+        .await
+        .unwrap();
+    let c = client(&local).await;
+
+    // A statement that committed with its journal row (the submitter is gone by then)...
+    let (mut child, h) = submit(&url, "late", "insert", "select pg_sleep(1)", false);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(h.attempt, Some(1), "the handle knows its attempt");
+    assert!(matches!(wait_final(&wh, &h).await, State::Succeeded { .. }));
+    // ... then a poller's late conclusion: it changes nothing.
+    for status in [Status::Failed, Status::Cancelled] {
+        for attempt in [h.attempt, None] {
+            let changed = journal::conclude_step(
+                &c,
+                Dialect::Postgres,
+                "late",
+                "insert",
+                attempt,
+                status,
+                None,
+                Some((None, "the session ended without committing it")),
+            )
+            .await
+            .unwrap();
+            assert!(!changed, "{status} over succeeded");
+        }
+    }
+    assert_eq!(journal_status(&c, "late", "insert").await.0, "succeeded");
+    assert!(matches!(
+        track::poll(&wh, &h).await.unwrap(),
+        State::Succeeded { .. }
+    ));
+
+    // A conclusion about attempt 1 does not land on attempt 2.
+    register(&c, "late", "again").await;
+    let first = track::begin(&c, Dialect::Postgres, "late", "again", 2, true)
+        .await
+        .unwrap();
+    let second = track::begin(&c, Dialect::Postgres, "late", "again", 2, true)
+        .await
+        .unwrap();
+    assert_eq!((first.attempt, second.attempt), (Some(1), Some(2)));
+    let stale = journal::conclude_step(
+        &c,
+        Dialect::Postgres,
+        "late",
+        "again",
+        first.attempt,
+        Status::Failed,
+        None,
+        Some((None, "late")),
+    )
+    .await
+    .unwrap();
+    assert!(!stale);
+    assert_eq!(
+        journal_status(&c, "late", "again").await,
+        ("running".into(), 2)
+    );
+    let current = journal::conclude_step(
+        &c,
+        Dialect::Postgres,
+        "late",
+        "again",
+        second.attempt,
+        Status::Failed,
+        None,
+        Some((Some("22012"), "division by zero")),
+    )
+    .await
+    .unwrap();
+    assert!(current);
+    assert_eq!(journal_status(&c, "late", "again").await.0, "failed");
+    // A poll of the stale handle reports the journal's outcome and writes nothing.
+    assert!(matches!(
+        track::poll(&wh, &first).await.unwrap(),
+        State::Failed { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_client_s_block_is_not_failed_early_and_its_session_is_ended_when_it_is() {
+    use etl_core::sql::Dialect;
+    let local = server().await;
+    let wh = Warehouse::connect(local.connect_options(), 2)
+        .await
+        .unwrap();
+    let c = client(&local).await;
+    c.batch_execute("create table locked (a int)")
+        .await
+        .unwrap();
+    register(&c, "frozen", "block").await;
+    register(&c, "frozen", "aborted").await;
+
+    // The submitter starts the step, its block takes a lock — and the submitter freezes (a
+    // Lambda between invocations): the session sits idle in its transaction, holding the lock.
+    let frozen = client(&local).await;
+    let h = track::begin(&frozen, Dialect::Postgres, "frozen", "block", 7, true)
+        .await
+        .unwrap();
+    frozen
+        .batch_execute("BEGIN; LOCK TABLE locked")
+        .await
+        .unwrap();
+    let other = client(&local).await;
+    let try_lock = || async {
+        let r = other
+            .batch_execute("BEGIN; SET LOCAL lock_timeout = '200ms'; LOCK TABLE locked; COMMIT")
+            .await;
+        if r.is_err() {
+            let _ = other.batch_execute("ROLLBACK").await;
+        }
+        r.is_ok()
+    };
+    assert!(!try_lock().await, "the block holds its lock");
+    // Alive inside its block: never failed on a guess.
+    assert_eq!(track::poll(&wh, &h).await.unwrap(), State::Running);
+    assert_eq!(journal_status(&c, "frozen", "block").await.0, "running");
+    // Past its timeout: failed, and its session ended so that its lock goes.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let polled = track::poll_with_timeout(&wh, &h, Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert!(polled.timed_out.is_some(), "{polled:?}");
+    assert_eq!(journal_status(&c, "frozen", "block").await.0, "failed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !try_lock().await {
+        assert!(Instant::now() < deadline, "the lock went with the session");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        frozen.simple_query("select 1").await.is_err(),
+        "the frozen session was terminated"
+    );
+
+    // A block that failed while its client is frozen: the server says so (aborted), so it is
+    // concluded failed at once, and the session is ended.
+    let frozen = client(&local).await;
+    let h = track::begin(&frozen, Dialect::Postgres, "frozen", "aborted", 8, true)
+        .await
+        .unwrap();
+    assert!(frozen.batch_execute("BEGIN; SELECT 1/0").await.is_err());
+    // (The server marks the transaction aborted right after it sends the error.)
+    match wait_final(&wh, &h).await {
+        State::Failed { message, .. } => assert!(message.contains("aborted"), "{message}"),
+        other => panic!("expected Failed, got {other:?}"),
+    }
+    assert_eq!(journal_status(&c, "frozen", "aborted").await.0, "failed");
+    assert!(
+        frozen.simple_query("select 1").await.is_err(),
+        "the frozen session was terminated"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_at_step_100_000_find_poll_time_out_and_cancel_their_statement() {
+    let local = server().await;
+    let wh = Warehouse::connect(local.connect_options(), 2)
+        .await
+        .unwrap();
+    let c = client(&local).await;
+    register(&c, "big", "s100000").await;
+    let submitted = track::submit(&wh, "big", "s100000", 100_000, "select pg_sleep(30)")
+        .await
+        .unwrap();
+    let h = submitted.handle.clone();
+    assert_eq!(h.label.len(), 15, "{}", h.label);
+    assert_eq!(h.label, etl_core::journal::step_label("big", 100_000));
+    let seen: String = c
+        .query_one(
+            "select application_name from pg_stat_activity where pid = $1",
+            &[&h.pid],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seen, h.label, "the server keeps the whole label");
+    assert_eq!(track::poll(&wh, &h).await.unwrap(), State::Running);
+    // Not yet past its timeout: still running.
+    let polled = track::poll_with_timeout(&wh, &h, Some(Duration::from_secs(600)))
+        .await
+        .unwrap();
+    assert_eq!((polled.state, polled.timed_out), (State::Running, None));
+    // Past it: stopped on the server and journaled failed.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let polled = track::poll_with_timeout(&wh, &h, Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert!(polled.timed_out.is_some_and(|s| s > 1.0), "{polled:?}");
+    assert!(
+        matches!(&polled.state, State::Failed { message, .. } if message.contains("timed out")),
+        "{polled:?}"
+    );
+    assert!(submitted.finish(&wh).await.is_err());
+    assert_eq!(journal_status(&c, "big", "s100000").await.0, "failed");
+    let sleeping: i64 = c
+        .query_one(
+            "select count(*) from pg_stat_activity where query like '%pg_sleep(30)%' and pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sleeping, 0, "the statement no longer runs");
+
+    // And `etl statement cancel` finds a step-100 000 statement by its label.
+    register(&c, "big", "c100000").await;
+    let submitted = track::submit(&wh, "big", "c100000", 100_000, "select pg_sleep(30)")
+        .await
+        .unwrap();
+    assert!(track::cancel(&wh, &submitted.handle).await.unwrap());
+    assert_eq!(wait_final(&wh, &submitted.handle).await, State::Cancelled);
+}

@@ -325,31 +325,3 @@ fn upsert_statements() {
         parses(Dialect::Postgres, &s);
     }
 }
-
-#[test]
-fn status_and_cancel_queries() {
-    let rs = status_query(Dialect::Redshift);
-    assert!(
-        rs.running
-            .contains("FROM stv_inflight WHERE pid = $1 AND TRIM(label) = $2")
-    );
-    let history = rs.history.unwrap();
-    assert!(history.contains("FROM sys_query_history WHERE session_id = $1"));
-    parses(Dialect::Redshift, rs.running);
-    parses(Dialect::Redshift, history);
-    let pg = status_query(Dialect::Postgres);
-    assert!(pg.history.is_none());
-    parses(Dialect::Postgres, pg.running);
-    assert_eq!(cancel_statement(42), "SELECT pg_cancel_backend(42)");
-    assert_eq!(terminate_session(42), "SELECT pg_terminate_backend(42)");
-    parses(Dialect::Redshift, &cancel_statement(42));
-    assert_eq!(
-        set_label(Dialect::Redshift, "etl-it's"),
-        "SET query_group TO 'etl-it''s'"
-    );
-    assert_eq!(
-        set_label(Dialect::Postgres, "etl-x"),
-        "SET application_name TO 'etl-x'"
-    );
-    parses(Dialect::Redshift, &set_label(Dialect::Redshift, "etl-x"));
-}

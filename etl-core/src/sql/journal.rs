@@ -355,6 +355,35 @@ pub fn tracked_block(
     out
 }
 
+// Conditional conclusions (the tracker's): a conclusion is written only over the attempt it
+// concerns and only while that attempt is unfinished, so a late `failed` can never overwrite a
+// committed `succeeded`.
+
+/// One step's row as the tracker observes it. `$1` run_id, `$2` step_id. Columns: status (text),
+/// attempts (int4), rows (int8), sqlstate (text), error (text), started_at (timestamp).
+pub fn observe_step() -> &'static str {
+    "SELECT status, attempts, rows, sqlstate, error, started_at \
+     FROM etl_meta.steps WHERE run_id = $1 AND step_id = $2"
+}
+
+/// Concludes a step — `succeeded`, `failed` or `cancelled` — only if it is still `pending` or
+/// `running` and (with `attempt`) still at that attempt. `$1` run_id, `$2` step_id, `$3` status,
+/// `$4` rows (int8, kept when NULL), `$5` sqlstate, `$6` error, and with `attempt` `$7` the
+/// attempt (int4). Returns the number of rows changed: 0 when the step had already ended or
+/// another attempt started.
+pub fn conclude_step(dialect: Dialect, attempt: bool) -> String {
+    let mut out = format!(
+        "UPDATE etl_meta.steps SET status = $3, rows = COALESCE($4, rows), sqlstate = $5, \
+         error = $6, finished_at = {} \
+         WHERE run_id = $1 AND step_id = $2 AND status IN ('pending', 'running')",
+        now(dialect)
+    );
+    if attempt {
+        out.push_str(" AND attempts = $7");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +402,8 @@ mod tests {
                 fail_step(d),
                 succeed_step_inline(d, "run-1", "transform:0:1"),
                 insert_load_errors(d, 2),
+                conclude_step(d, true),
+                conclude_step(d, false),
             ]);
         }
         all.extend(
@@ -386,6 +417,7 @@ mod tests {
                 list_steps(),
                 running_steps(),
                 list_load_errors(),
+                observe_step(),
             ]
             .map(str::to_owned),
         );
@@ -432,5 +464,19 @@ mod tests {
         assert!(r.ends_with(";\nCOMMIT"), "{r}");
         let p = tracked_block(Dialect::Postgres, &["DELETE FROM t"], "r", "s", true);
         assert!(!p.contains("pg_last_copy_count"), "{p}");
+    }
+
+    #[test]
+    fn conclusions_are_conditional() {
+        assert_eq!(
+            conclude_step(Dialect::Redshift, true),
+            "UPDATE etl_meta.steps SET status = $3, rows = COALESCE($4, rows), sqlstate = $5, \
+             error = $6, finished_at = GETDATE() WHERE run_id = $1 AND step_id = $2 \
+             AND status IN ('pending', 'running') AND attempts = $7"
+        );
+        assert!(
+            conclude_step(Dialect::Postgres, false)
+                .ends_with("AND status IN ('pending', 'running')")
+        );
     }
 }

@@ -29,8 +29,9 @@ pub use ddl::{
 pub use ident::{Ident, POSTGRES_MAX_IDENT_BYTES, REDSHIFT_MAX_IDENT_BYTES, TableName};
 pub use split::{SplitStatement, split_statements};
 pub use status::{
-    MAX_LABEL, StatusQuery, cancel_labelled_postgres, cancel_statement, session_info, set_label,
-    status_query, terminate_session,
+    INFLIGHT_LABEL, MAX_LABEL, cancel_labelled_postgres, cancel_statement, postgres_session,
+    redshift_history, redshift_inflight, redshift_recents, redshift_session, redshift_transactions,
+    session_info, set_label, terminate_labelled_postgres, terminate_session,
 };
 pub use unload::{CopyToStdout, Unload, unload_query};
 pub use values::{IamRole, S3Url};
