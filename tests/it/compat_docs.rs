@@ -214,7 +214,8 @@ fn tables() -> Vec<(&'static str, serde_json::Value, Vec<String>)> {
     for n in 0..366 {
         use chrono::Datelike as _;
         let d = start + chrono::Days::new(n);
-        let day = ["SU", "MO", "TU", "WE", "TH", "FR", "SA"][d.weekday().num_days_from_sunday() as usize];
+        let day =
+            ["SU", "MO", "TU", "WE", "TH", "FR", "SA"][d.weekday().num_days_from_sunday() as usize];
         let month = d.format("%b").to_string().to_uppercase();
         date.push(format!(
             "{}|{}|{day}|{}|{month}|{}|2008|false",
@@ -232,14 +233,28 @@ fn tables() -> Vec<(&'static str, serde_json::Value, Vec<String>)> {
     let mut sales: Vec<String> = sellers
         .iter()
         .enumerate()
-        .map(|(i, s)| format!("{}|{s}|{}|4337|1900|2|{}.00|2008-03-{:02} 10:00:00", 1000 + i, 9000 + i, 100 + i, i + 1))
+        .map(|(i, s)| {
+            format!(
+                "{}|{s}|{}|4337|1900|2|{}.00|2008-03-{:02} 10:00:00",
+                1000 + i,
+                9000 + i,
+                100 + i,
+                i + 1
+            )
+        })
         .collect();
     sales.push("2000|5|6|1000|1901|4|9999.00|2008-04-01 11:00:00".to_owned());
     vec![
         (
             "winsales",
-            json!([col("salesid", "integer"), col("dateid", "date"), col("sellerid", "integer"),
-                   col("buyerid", "varchar(10)"), col("qty", "integer"), col("qty_shipped", "integer")]),
+            json!([
+                col("salesid", "integer"),
+                col("dateid", "date"),
+                col("sellerid", "integer"),
+                col("buyerid", "varchar(10)"),
+                col("qty", "integer"),
+                col("qty_shipped", "integer")
+            ]),
             winsales.iter().map(|s| (*s).to_owned()).collect(),
         ),
         (
@@ -250,20 +265,38 @@ fn tables() -> Vec<(&'static str, serde_json::Value, Vec<String>)> {
         (
             "timetz_test",
             json!([col("timetz_val", "timetz")]),
-            vec!["04:00:00+00".into(), "00:00:00.5550+00".into(), "05:58:00+00".into()],
+            vec![
+                "04:00:00+00".into(),
+                "00:00:00.5550+00".into(),
+                "05:58:00+00".into(),
+            ],
         ),
         (
             "date",
-            json!([col("dateid", "smallint"), col("caldate", "date"), col("day", "char(3)"),
-                   col("week", "smallint"), col("month", "char(5)"), col("qtr", "char(5)"),
-                   col("year", "smallint"), col("holiday", "boolean")]),
+            json!([
+                col("dateid", "smallint"),
+                col("caldate", "date"),
+                col("day", "char(3)"),
+                col("week", "smallint"),
+                col("month", "char(5)"),
+                col("qtr", "char(5)"),
+                col("year", "smallint"),
+                col("holiday", "boolean")
+            ]),
             date,
         ),
         (
             "sales",
-            json!([col("salesid", "integer"), col("sellerid", "integer"), col("buyerid", "integer"),
-                   col("eventid", "integer"), col("dateid", "smallint"), col("qtysold", "smallint"),
-                   col("pricepaid", "decimal(8,2)"), col("saletime", "timestamp")]),
+            json!([
+                col("salesid", "integer"),
+                col("sellerid", "integer"),
+                col("buyerid", "integer"),
+                col("eventid", "integer"),
+                col("dateid", "smallint"),
+                col("qtysold", "smallint"),
+                col("pricepaid", "decimal(8,2)"),
+                col("saletime", "timestamp")
+            ]),
             sales,
         ),
         (
@@ -463,7 +496,11 @@ pub(crate) fn matches(doc: &Doc, got: &[String]) -> bool {
 
 #[test]
 fn the_sql_references_examples_run_as_written() {
-    let cases: Vec<(usize, &str)> = DOCS.iter().enumerate().map(|(i, d)| (i + 1, d.sql)).collect();
+    let cases: Vec<(usize, &str)> = DOCS
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i + 1, d.sql))
+        .collect();
     let outcome = run_cases(&cases);
     let mut failures = Vec::new();
     for (i, d) in DOCS.iter().enumerate() {
@@ -495,10 +532,16 @@ fn the_sql_references_examples_run_as_written() {
         failing, known,
         "the failing examples must be exactly the known differences"
     );
-    assert!(rate >= 95.0, "only {rate:.1} % of the documented examples pass");
+    assert!(
+        rate >= 95.0,
+        "only {rate:.1} % of the documented examples pass"
+    );
     // Every known difference is a case, with a reason.
     for (sql, why) in KNOWN_DIFFERENCES {
-        assert!(DOCS.iter().any(|d| d.sql == *sql) && !why.is_empty(), "{sql}");
+        assert!(
+            DOCS.iter().any(|d| d.sql == *sql) && !why.is_empty(),
+            "{sql}"
+        );
     }
 }
 

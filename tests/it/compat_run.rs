@@ -74,11 +74,12 @@ const CONSTRUCTS: &[(&str, &str, &str, &str)] = &[
 
 /// The transform: one row per construct, as a Redshift user writes it.
 fn transform() -> String {
-    let mut sql = String::from(
-        "create table compat_run (name varchar(64), value varchar(65535));\n",
-    );
+    let mut sql =
+        String::from("create table compat_run (name varchar(64), value varchar(65535));\n");
     for (name, query, _, _) in CONSTRUCTS {
-        sql.push_str(&format!("insert into compat_run select '{name}', ({query});\n"));
+        sql.push_str(&format!(
+            "insert into compat_run select '{name}', ({query});\n"
+        ));
     }
     sql
 }
@@ -86,7 +87,11 @@ fn transform() -> String {
 #[test]
 fn a_redshift_transform_runs_unchanged_with_redshifts_results() {
     let dir = tempfile::tempdir().unwrap();
-    let job = job(dir.path(), &transform(), "select name, value from compat_run order by name");
+    let job = job(
+        dir.path(),
+        &transform(),
+        "select name, value from compat_run order by name",
+    );
     let out = run(etl().arg("run").arg(&job));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -100,7 +105,9 @@ fn a_redshift_transform_runs_unchanged_with_redshifts_results() {
     for (name, query, expected, page) in CONSTRUCTS {
         let value = got.get(*name).map_or("(no row)", String::as_str);
         if value != *expected {
-            wrong.push(format!("{name} [{page}]: {query}\n    expected {expected}, got {value}"));
+            wrong.push(format!(
+                "{name} [{page}]: {query}\n    expected {expected}, got {value}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
@@ -110,7 +117,11 @@ fn a_redshift_transform_runs_unchanged_with_redshifts_results() {
 #[test]
 fn plan_for_postgres_prints_the_rewritten_sql() {
     let dir = tempfile::tempdir().unwrap();
-    let job = job(dir.path(), &transform(), "select name, value from compat_run order by name");
+    let job = job(
+        dir.path(),
+        &transform(),
+        "select name, value from compat_run order by name",
+    );
     let plan = stdout_ok(etl().args(["plan", "--dialect", "postgres"]).arg(&job));
     for rewritten in [
         "date_add('day', 30, caldate)",
@@ -126,7 +137,10 @@ fn plan_for_postgres_prints_the_rewritten_sql() {
         "varchar(65535)",
         "trunc(sysdate())",
     ] {
-        assert!(plan.contains(rewritten), "missing {rewritten:?} in:\n{plan}");
+        assert!(
+            plan.contains(rewritten),
+            "missing {rewritten:?} in:\n{plan}"
+        );
     }
     // The Redshift plan keeps the SQL as written.
     let plan = stdout_ok(etl().args(["plan", "--dialect", "redshift"]).arg(&job));
@@ -144,7 +158,9 @@ fn an_unreproducible_construct_is_reported_before_anything_runs() {
     let job = job(dir.path(), transform, "select * from latest");
     let warns = |stderr: &str| {
         assert!(
-            stderr.contains("sql/docs.sql") && stderr.contains("line 5") && stderr.contains("QUALIFY"),
+            stderr.contains("sql/docs.sql")
+                && stderr.contains("line 5")
+                && stderr.contains("QUALIFY"),
             "no warning naming the file, line and construct:\n{stderr}"
         );
         assert!(stderr.contains("row_number()"), "no advice:\n{stderr}");
@@ -160,15 +176,24 @@ fn an_unreproducible_construct_is_reported_before_anything_runs() {
     warns(&stderr);
     let warning = stderr.find("QUALIFY").unwrap();
     if let Some(first_step) = stderr.find("load:") {
-        assert!(warning < first_step, "the warning comes after a step started:\n{stderr}");
+        assert!(
+            warning < first_step,
+            "the warning comes after a step started:\n{stderr}"
+        );
     }
     assert!(!out.status.success(), "{stderr}");
     // --strict makes it a usage error: exit 2, nothing loaded.
-    for args in [&["plan", "--dialect", "postgres", "--strict"][..], &["run", "--strict"][..]] {
+    for args in [
+        &["plan", "--dialect", "postgres", "--strict"][..],
+        &["run", "--strict"][..],
+    ] {
         let out = run(etl().args(args).arg(&job));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         warns(&stderr);
-        assert!(!stderr.contains("load:public.winsales: succeeded"), "{stderr}");
+        assert!(
+            !stderr.contains("load:public.winsales: succeeded"),
+            "{stderr}"
+        );
     }
 }

@@ -417,7 +417,9 @@ pub(super) fn regexp_replace(
             let flags = match super::string_content(params) {
                 Some(p) => format!(
                     "'{}'",
-                    p.chars().filter(|c| matches!(c, 'c' | 'i')).collect::<String>()
+                    p.chars()
+                        .filter(|c| matches!(c, 'c' | 'i'))
+                        .collect::<String>()
                 ),
                 None => params.clone(),
             };
@@ -536,7 +538,6 @@ pub(super) fn escape_string(sql: &str, tokens: &[Token], i: usize, edits: &mut V
     });
 }
 
-
 /// A construct the rehearsal cannot reproduce: where it starts (byte offset), what it is, and
 /// what to write instead. `sql::compat::unsupported` turns these into its findings.
 pub(super) struct Unsupported {
@@ -608,7 +609,10 @@ pub(super) fn unsupported(sql: &str, tokens: &[Token]) -> Vec<Unsupported> {
                     }
                 }
             }
-            "top" if is_integer(sql, tokens.get(i + 1)) && top_scope_end(sql, tokens, i + 2).is_none() => {
+            "top"
+                if is_integer(sql, tokens.get(i + 1))
+                    && top_scope_end(sql, tokens, i + 2).is_none() =>
+            {
                 push(
                     t.start,
                     "SELECT TOP n ... UNION/INTERSECT/EXCEPT ...",
@@ -621,15 +625,11 @@ pub(super) fn unsupported(sql: &str, tokens: &[Token]) -> Vec<Unsupported> {
                 "filter on the window function in a subquery: select * from (select ..., \
                  row_number() over (...) as rn from t) q where rn = 1",
             ),
-            "pivot" | "unpivot"
-                if is_punct(tokens.get(i + 1), b'(') && !after_dot =>
-            {
-                push(
-                    t.start,
-                    "PIVOT / UNPIVOT",
-                    "aggregate with CASE (sum(case when k = 'a' then v end) as a, ...) or UNION ALL",
-                )
-            }
+            "pivot" | "unpivot" if is_punct(tokens.get(i + 1), b'(') && !after_dot => push(
+                t.start,
+                "PIVOT / UNPIVOT",
+                "aggregate with CASE (sum(case when k = 'a' then v end) as a, ...) or UNION ALL",
+            ),
             "identity" if call && !after_dot => push(
                 t.start,
                 "IDENTITY(seed, step)",
@@ -645,8 +645,13 @@ pub(super) fn unsupported(sql: &str, tokens: &[Token]) -> Vec<Unsupported> {
                      (the rehearsal ignores them); PostgreSQL refuses them in CREATE TABLE",
                 )
             }
-            "json_parse" | "json_serialize" | "json_extract_path_text" | "json_extract_array_element_text"
-            | "is_valid_json" | "is_valid_json_array" | "json_array_length"
+            "json_parse"
+            | "json_serialize"
+            | "json_extract_path_text"
+            | "json_extract_array_element_text"
+            | "is_valid_json"
+            | "is_valid_json_array"
+            | "json_array_length"
                 if call && !after_dot =>
             {
                 push(
@@ -656,11 +661,15 @@ pub(super) fn unsupported(sql: &str, tokens: &[Token]) -> Vec<Unsupported> {
                      json operators differ) or keep it out of the rehearsed transform",
                 )
             }
-            "super" | "hllsketch" | "geometry" | "geography" if !call && !after_dot && type_position(sql, tokens, i) => push(
-                t.start,
-                "SUPER / HLLSKETCH / GEOMETRY / GEOGRAPHY column",
-                "a VARCHAR column for the rehearsal, or keep the step out of the rehearsed transform",
-            ),
+            "super" | "hllsketch" | "geometry" | "geography"
+                if !call && !after_dot && type_position(sql, tokens, i) =>
+            {
+                push(
+                    t.start,
+                    "SUPER / HLLSKETCH / GEOMETRY / GEOGRAPHY column",
+                    "a VARCHAR column for the rehearsal, or keep the step out of the rehearsed transform",
+                )
+            }
             w if SESSION_FUNCTIONS.contains(&w) && call && !after_dot => push(
                 t.start,
                 "PG_LAST_COPY_COUNT() / PG_LAST_QUERY_ID() and the like",

@@ -318,7 +318,10 @@ fn top_becomes_limit_at_the_end_of_its_select() {
 
 #[test]
 fn regexp_replace_replaces_every_match() {
-    assert_eq!(rw("regexp_replace(s, 'x')"), "regexp_replace(s, 'x', '', 'g')");
+    assert_eq!(
+        rw("regexp_replace(s, 'x')"),
+        "regexp_replace(s, 'x', '', 'g')"
+    );
     assert_eq!(
         rw("regexp_replace(s, 'x', 'y')"),
         "regexp_replace(s, 'x', 'y', 'g')"
@@ -337,7 +340,9 @@ fn regexp_replace_replaces_every_match() {
 fn redshift_literals_types_and_conversions() {
     assert_eq!(rw(r"select 'a\d', E'b\d'"), r"select E'a\d', E'b\d'");
     assert_eq!(
-        rw("create table t (a nvarchar(max), b varchar(max), c nchar(2), d character varying(max))"),
+        rw(
+            "create table t (a nvarchar(max), b varchar(max), c nchar(2), d character varying(max))"
+        ),
         "create table t (a varchar(65535), b varchar(65535), c char(2), d character varying(65535))"
     );
     assert_eq!(
@@ -503,15 +508,16 @@ fn the_sql_is_idempotent_and_has_no_transaction_control() {
 
 #[test]
 fn unsupported_names_what_cannot_be_reproduced() {
-    let constructs = |sql: &str| -> Vec<String> {
-        unsupported(sql).into_iter().map(|f| f.construct).collect()
-    };
+    let constructs =
+        |sql: &str| -> Vec<String> { unsupported(sql).into_iter().map(|f| f.construct).collect() };
     assert_eq!(
         constructs("select * from t qualify row_number() over (partition by a order by b) = 1"),
         ["QUALIFY"]
     );
     assert_eq!(
-        constructs("select count(*) from stl_load_errors e join pg_catalog.svv_table_info i on true"),
+        constructs(
+            "select count(*) from stl_load_errors e join pg_catalog.svv_table_info i on true"
+        ),
         [
             "Redshift system tables (STL_, STV_, SVL_, SVV_, SYS_)",
             "Redshift system tables (STL_, STV_, SVL_, SVV_, SYS_)"
