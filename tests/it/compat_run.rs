@@ -143,7 +143,18 @@ fn plan_for_postgres_prints_the_rewritten_sql() {
         );
     }
     // The Redshift plan keeps the SQL as written.
-    let plan = stdout_ok(etl().args(["plan", "--dialect", "redshift"]).arg(&job));
+    let plan = stdout_ok(
+        etl()
+            .args([
+                "plan",
+                "--dialect",
+                "redshift",
+                "--input",
+                "s3://etl-docs/in/",
+            ])
+            .args(["--unload-to", "s3://etl-docs/out/r_"])
+            .arg(&job),
+    );
     assert!(plan.contains("dateadd(day, 30, caldate)"), "{plan}");
     assert!(!plan.contains("date_add('day'"), "{plan}");
 }
