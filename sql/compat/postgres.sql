@@ -735,7 +735,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION public.etl_compat_median(double precision[])
 RETURNS double precision
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
-SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FROM unnest($1) AS v
+SELECT pg_catalog.percentile_cont(0.5) WITHIN GROUP (ORDER BY v) FROM unnest($1) AS v
 $fn$;
 
 CREATE OR REPLACE AGGREGATE public.median(numeric) (
@@ -749,6 +749,46 @@ CREATE OR REPLACE AGGREGATE public.median(double precision) (
     SFUNC = array_append,
     STYPE = double precision[],
     FINALFUNC = public.etl_compat_median,
+    INITCOND = '{}'
+);
+
+-- Integers: Redshift returns a DECIMAL with one decimal digit (median(qty) over (partition by
+-- sellerid) shows 10.0, 17.5 on r_WF_MEDIAN); the mean of two integers needs no more.
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_WF_MEDIAN.html
+CREATE OR REPLACE FUNCTION public.etl_compat_median_int(numeric[])
+RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$ SELECT round(public.etl_compat_median($1), 1) $fn$;
+
+CREATE OR REPLACE FUNCTION public.etl_compat_median_step(numeric[], smallint)
+RETURNS numeric[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$ SELECT $1 || $2::numeric $fn$;
+
+CREATE OR REPLACE FUNCTION public.etl_compat_median_step(numeric[], integer)
+RETURNS numeric[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$ SELECT $1 || $2::numeric $fn$;
+
+CREATE OR REPLACE FUNCTION public.etl_compat_median_step(numeric[], bigint)
+RETURNS numeric[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$ SELECT $1 || $2::numeric $fn$;
+
+CREATE OR REPLACE AGGREGATE public.median(smallint) (
+    SFUNC = public.etl_compat_median_step,
+    STYPE = numeric[],
+    FINALFUNC = public.etl_compat_median_int,
+    INITCOND = '{}'
+);
+
+CREATE OR REPLACE AGGREGATE public.median(integer) (
+    SFUNC = public.etl_compat_median_step,
+    STYPE = numeric[],
+    FINALFUNC = public.etl_compat_median_int,
+    INITCOND = '{}'
+);
+
+CREATE OR REPLACE AGGREGATE public.median(bigint) (
+    SFUNC = public.etl_compat_median_step,
+    STYPE = numeric[],
+    FINALFUNC = public.etl_compat_median_int,
     INITCOND = '{}'
 );
 
@@ -797,3 +837,330 @@ CREATE OR REPLACE AGGREGATE public.listagg(anyelement) (
     STYPE = text,
     FINALFUNC = public.etl_compat_listagg_final
 );
+
+------------------------------------------------------------------------------------------------
+-- EXTRACT (the rewriter sends extract(part FROM x) to public.date_part('part', x))
+------------------------------------------------------------------------------------------------
+
+-- EXTRACT(datepart FROM source): the value of one date part alone, as INTEGER (DOUBLE PRECISION for
+-- a TIMESTAMPTZ source). Unlike DATE_PART, a part ignores the parts above and below it: `second`
+-- has no fraction, `millisecond` is 0-999 without the seconds, `microsecond` is 0-999 without the
+-- milliseconds; `decade` is numbered as Redshift does (2000-2009 is 201).
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_EXTRACT_function.html
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_Dateparts_for_datetime_functions.html
+-- (section "Variations in results with seconds, milliseconds, and microseconds":
+--  extract(sec from '2009-09-21 11:10:03.189717') = 3; extract(ms from '... 12:08:43.101') = 101)
+-- Reached only qualified (public.date_part): an unqualified date_part is PostgreSQL's, and the
+-- rewriter sends Redshift's DATE_PART to pgdate_part. Redshift names the column date_part.
+CREATE OR REPLACE FUNCTION public.etl_compat_extract(datepart text, ts timestamp)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE public.etl_compat_part('extract', datepart)
+    WHEN 'second' THEN floor(date_part('second', ts))
+    WHEN 'millisecond' THEN floor(date_part('milliseconds', ts))::numeric % 1000
+    WHEN 'microsecond' THEN date_part('microseconds', ts)::numeric % 1000
+    WHEN 'decade' THEN date_part('decade', ts) + 1
+    WHEN 'epoch' THEN floor(date_part('epoch', ts))
+    ELSE date_part(public.etl_compat_part('extract', datepart), ts)
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.date_part(datepart text, ts timestamp)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT public.etl_compat_extract(datepart, ts)::integer
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.date_part(datepart text, d date)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT public.etl_compat_extract(datepart, d::timestamp)::integer
+$fn$;
+
+-- TIMESTAMPTZ: DOUBLE PRECISION, in the session time zone; the time zone parts come from PostgreSQL.
+CREATE OR REPLACE FUNCTION public.date_part(datepart text, ts timestamptz)
+RETURNS double precision
+LANGUAGE sql STABLE PARALLEL SAFE AS $fn$
+SELECT CASE
+    WHEN public.etl_compat_part('extract', datepart) IN ('timezone', 'timezone_hour', 'timezone_minute')
+    THEN date_part(public.etl_compat_part('extract', datepart), ts)
+    ELSE public.etl_compat_extract(datepart, ts::timestamp)
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.date_part(datepart text, t time)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT public.etl_compat_extract(datepart, date '2000-01-01' + t)::integer
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.date_part(datepart text, t timetz)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE
+    WHEN public.etl_compat_part('extract', datepart) IN ('timezone', 'timezone_hour', 'timezone_minute')
+    THEN date_part(public.etl_compat_part('extract', datepart), t)::integer
+    ELSE public.etl_compat_extract(datepart, date '2000-01-01' + t::time)::integer
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.date_part(datepart text, i interval)
+RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE public.etl_compat_part('extract', datepart)
+    WHEN 'second' THEN floor(date_part('second', i))
+    WHEN 'millisecond' THEN floor(date_part('milliseconds', i))::numeric % 1000
+    WHEN 'microsecond' THEN date_part('microseconds', i)::numeric % 1000
+    ELSE date_part(public.etl_compat_part('extract', datepart), i)
+END::integer
+$fn$;
+
+------------------------------------------------------------------------------------------------
+-- LISTAGG (DISTINCT), LISTAGG as a window function, PERCENTILE_CONT / PERCENTILE_DISC windows
+------------------------------------------------------------------------------------------------
+
+-- LISTAGG(DISTINCT expression [, 'delimiter']): the rewriter sends listagg(x, delimiter, true):
+-- Redshift's DISTINCT ignores trailing blanks ('a' and 'a ' are one value, the first one kept), and
+-- PostgreSQL allows no DISTINCT in an aggregate used as a window function. The state holds the
+-- delimiter first, then the distinct values in the order they arrive (the ORDER BY of WITHIN
+-- GROUP, moved into the arguments or into the window by the rewriter).
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_LISTAGG.html
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_WF_LISTAGG.html
+CREATE OR REPLACE FUNCTION public.etl_compat_listagg_distinct_step(state text[], value anyelement,
+                                                                   delimiter text, is_distinct boolean)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE
+    WHEN value IS NULL OR value::text = '' THEN coalesce(state, ARRAY[delimiter])
+    WHEN state IS NULL THEN ARRAY[delimiter, value::text]
+    WHEN is_distinct AND EXISTS (SELECT 1 FROM unnest(state[2:]) AS s(v)
+                                 WHERE rtrim(s.v) = rtrim(value::text)) THEN state
+    ELSE state || value::text
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.etl_compat_listagg_distinct_final(state text[])
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT public.etl_compat_listagg_final(
+    CASE WHEN cardinality(state) > 1
+         THEN array_to_string(state[2:], coalesce(state[1], '')) END)
+$fn$;
+
+CREATE OR REPLACE AGGREGATE public.listagg(anyelement, text, boolean) (
+    SFUNC = public.etl_compat_listagg_distinct_step,
+    STYPE = text[],
+    FINALFUNC = public.etl_compat_listagg_distinct_final
+);
+
+-- PERCENTILE_CONT(fraction) WITHIN GROUP (ORDER BY x) OVER (PARTITION BY ...): PostgreSQL has the
+-- aggregate but cannot use an ordered-set aggregate as a window function. The rewriter sends
+-- percentile_cont(fraction, x, true) OVER (...), these plain aggregates, which collect the
+-- partition's values and compute what PostgreSQL's percentile_cont / percentile_disc compute. (The
+-- third argument only keeps them apart from PostgreSQL's own two-argument ordered-set versions;
+-- the column is still named percentile_cont.)
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_WF_PERCENTILE_CONT.html
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_WF_PERCENTILE_DISC.html
+-- https://docs.aws.amazon.com/redshift/latest/dg/r_WF_MEDIAN.html
+CREATE OR REPLACE FUNCTION public.etl_compat_pct_step(state double precision[],
+                                                      fraction double precision,
+                                                      value double precision, in_window boolean)
+RETURNS double precision[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE
+    WHEN value IS NULL THEN coalesce(state, ARRAY[fraction])
+    ELSE coalesce(state, ARRAY[fraction]) || value
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.etl_compat_pct_step(state numeric[], fraction double precision,
+                                                      value numeric, in_window boolean)
+RETURNS numeric[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE
+    WHEN value IS NULL THEN coalesce(state, ARRAY[fraction::numeric])
+    ELSE coalesce(state, ARRAY[fraction::numeric]) || value
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.etl_compat_pct_cont_final(state double precision[])
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT pg_catalog.percentile_cont(state[1]) WITHIN GROUP (ORDER BY v) FROM unnest(state[2:]) AS v
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.etl_compat_pct_cont_final(state numeric[])
+RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT CASE
+    WHEN cardinality(state) < 2 THEN NULL
+    ELSE (SELECT lo + (hi - lo) * (pos - floor(pos))
+          FROM (SELECT s[floor(pos)::int + 1] AS lo, s[ceil(pos)::int + 1] AS hi, pos
+                FROM (SELECT array_agg(v ORDER BY v) AS s,
+                             state[1] * (count(*) - 1) AS pos
+                      FROM unnest(state[2:]) AS v) AS a) AS b)
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.etl_compat_pct_disc_final(state double precision[])
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT pg_catalog.percentile_disc(state[1]) WITHIN GROUP (ORDER BY v) FROM unnest(state[2:]) AS v
+$fn$;
+
+CREATE OR REPLACE FUNCTION public.etl_compat_pct_disc_final(state numeric[])
+RETURNS numeric
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+SELECT pg_catalog.percentile_disc(state[1]::double precision) WITHIN GROUP (ORDER BY v)
+FROM unnest(state[2:]) AS v
+$fn$;
+
+CREATE OR REPLACE AGGREGATE public.percentile_cont(double precision, double precision, boolean) (
+    SFUNC = public.etl_compat_pct_step,
+    STYPE = double precision[],
+    FINALFUNC = public.etl_compat_pct_cont_final
+);
+
+CREATE OR REPLACE AGGREGATE public.percentile_cont(double precision, numeric, boolean) (
+    SFUNC = public.etl_compat_pct_step,
+    STYPE = numeric[],
+    FINALFUNC = public.etl_compat_pct_cont_final
+);
+
+CREATE OR REPLACE AGGREGATE public.percentile_disc(double precision, double precision, boolean) (
+    SFUNC = public.etl_compat_pct_step,
+    STYPE = double precision[],
+    FINALFUNC = public.etl_compat_pct_disc_final
+);
+
+CREATE OR REPLACE AGGREGATE public.percentile_disc(double precision, numeric, boolean) (
+    SFUNC = public.etl_compat_pct_step,
+    STYPE = numeric[],
+    FINALFUNC = public.etl_compat_pct_disc_final
+);
+
+------------------------------------------------------------------------------------------------
+-- Implicit conversions Redshift performs and PostgreSQL refuses
+------------------------------------------------------------------------------------------------
+
+-- Redshift converts implicitly between character strings and numbers in comparisons, and a
+-- number or a datetime used where a string is expected (LIKE, string functions) is read as its
+-- text. https://docs.aws.amazon.com/redshift/latest/dg/c_Supported_data_types.html#r_Type_conversion
+-- PostgreSQL refuses both ("operator does not exist: character varying = integer"). These
+-- operators and overloads exist only for the pairs PostgreSQL has none for, so no query that ran
+-- before means anything else now:
+-- * CHAR/VARCHAR compared (=, <>, <, <=, >, >=) with SMALLINT, INTEGER, BIGINT, DECIMAL, REAL or
+--   DOUBLE PRECISION, in either order: the string is read as a number (NUMERIC, or DOUBLE
+--   PRECISION against a floating-point value), so '5.0' = 5 and ' 7' = 7; a string that is not a
+--   number is an error, as in Redshift.
+-- * LIKE, ILIKE, NOT LIKE, NOT ILIKE with a number, DATE, TIMESTAMP or TIMESTAMPTZ on the left:
+--   the value's text (timestamps as YYYY-MM-DD HH:MI:SS[.ffffff]) is matched.
+-- * String functions given a number: the number's text. LEN, TEXTLEN, CHARINDEX, LENGTH,
+--   CHAR_LENGTH, CHARACTER_LENGTH, OCTET_LENGTH, LOWER, UPPER, LEFT, RIGHT, SUBSTRING, SUBSTR,
+--   LPAD, RPAD, BTRIM, LTRIM, RTRIM, REPLACE, REVERSE, REPEAT, REPLICATE, STRPOS.
+--   (`||` with a number on one side already works in PostgreSQL.)
+-- Everything is generated by one DO block: CREATE OR REPLACE only, so installing twice is harmless.
+DO $do$
+DECLARE
+    num text;
+    op record;
+    fn record;
+    lk record;
+    conv text;
+BEGIN
+    FOREACH num IN ARRAY ARRAY['smallint', 'integer', 'bigint', 'numeric', 'real',
+                               'double precision'] LOOP
+        conv := CASE WHEN num IN ('real', 'double precision') THEN 'double precision'
+                     ELSE 'numeric' END;
+        FOR op IN SELECT * FROM (VALUES ('=', 'eq'), ('<>', 'ne'), ('<', 'lt'), ('<=', 'le'),
+                                        ('>', 'gt'), ('>=', 'ge')) AS o(sym, name) LOOP
+            EXECUTE format(
+                'CREATE OR REPLACE FUNCTION public.etl_compat_text_%1$s_%2$s(text, %3$s) '
+                'RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS '
+                '$f$ SELECT $1::%4$s %5$s $2::%4$s $f$',
+                op.name, replace(num, ' ', '_'), num, conv, op.sym);
+            EXECUTE format(
+                'CREATE OR REPLACE FUNCTION public.etl_compat_%2$s_%1$s_text(%3$s, text) '
+                'RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS '
+                '$f$ SELECT $1::%4$s %5$s $2::%4$s $f$',
+                op.name, replace(num, ' ', '_'), num, conv, op.sym);
+            IF NOT EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+                           WHERE n.nspname = 'public' AND o.oprname = op.sym
+                             AND o.oprleft = 'text'::regtype AND o.oprright = num::regtype) THEN
+                EXECUTE format('CREATE OPERATOR public.%1$s (LEFTARG = text, RIGHTARG = %2$s, '
+                               'FUNCTION = public.etl_compat_text_%3$s_%4$s)',
+                               op.sym, num, op.name, replace(num, ' ', '_'));
+                EXECUTE format('CREATE OPERATOR public.%1$s (LEFTARG = %2$s, RIGHTARG = text, '
+                               'FUNCTION = public.etl_compat_%4$s_%3$s_text)',
+                               op.sym, num, op.name, replace(num, ' ', '_'));
+            END IF;
+        END LOOP;
+    END LOOP;
+
+    FOR lk IN SELECT * FROM (VALUES ('~~', 'like', '~~'), ('~~*', 'ilike', '~~*'),
+                                    ('!~~', 'not_like', '!~~'), ('!~~*', 'not_ilike', '!~~*'))
+                            AS l(sym, name, pg) LOOP
+        FOREACH num IN ARRAY ARRAY['smallint', 'integer', 'bigint', 'numeric', 'real',
+                                   'double precision', 'date', 'timestamp', 'timestamptz'] LOOP
+            EXECUTE format(
+                'CREATE OR REPLACE FUNCTION public.etl_compat_%1$s_%2$s(%3$s, text) '
+                'RETURNS boolean LANGUAGE sql %4$s PARALLEL SAFE AS '
+                '$f$ SELECT $1::text %5$s $2 $f$',
+                lk.name, replace(num, ' ', '_'), num,
+                CASE WHEN num IN ('date', 'timestamp', 'timestamptz') THEN 'STABLE' ELSE 'IMMUTABLE' END,
+                lk.pg);
+            IF NOT EXISTS (SELECT 1 FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
+                           WHERE n.nspname = 'public' AND o.oprname = lk.sym
+                             AND o.oprleft = num::regtype AND o.oprright = 'text'::regtype) THEN
+                EXECUTE format('CREATE OPERATOR public.%1$s (LEFTARG = %2$s, RIGHTARG = text, '
+                               'FUNCTION = public.etl_compat_%3$s_%4$s)',
+                               lk.sym, num, lk.name, replace(num, ' ', '_'));
+            END IF;
+        END LOOP;
+    END LOOP;
+
+    -- (name, arguments after the string, the call with $1 as the string's text, result type)
+    FOR fn IN SELECT * FROM (VALUES
+        ('len', '', 'length($1::text)', 'integer'),
+        ('textlen', '', 'length($1::text)', 'integer'),
+        ('length', '', 'length($1::text)', 'integer'),
+        ('char_length', '', 'char_length($1::text)', 'integer'),
+        ('character_length', '', 'character_length($1::text)', 'integer'),
+        ('octet_length', '', 'octet_length($1::text)', 'integer'),
+        ('lower', '', 'lower($1::text)', 'text'),
+        ('upper', '', 'upper($1::text)', 'text'),
+        ('reverse', '', 'reverse($1::text)', 'text'),
+        ('btrim', '', 'btrim($1::text)', 'text'),
+        ('ltrim', '', 'ltrim($1::text)', 'text'),
+        ('rtrim', '', 'rtrim($1::text)', 'text'),
+        ('btrim', ', text', 'btrim($1::text, $2)', 'text'),
+        ('ltrim', ', text', 'ltrim($1::text, $2)', 'text'),
+        ('rtrim', ', text', 'rtrim($1::text, $2)', 'text'),
+        ('left', ', integer', 'left($1::text, $2)', 'text'),
+        ('right', ', integer', 'right($1::text, $2)', 'text'),
+        ('repeat', ', integer', 'repeat($1::text, $2)', 'text'),
+        ('replicate', ', integer', 'repeat($1::text, $2)', 'text'),
+        ('substring', ', integer', 'substring($1::text, $2)', 'text'),
+        ('substring', ', integer, integer', 'substring($1::text, $2, $3)', 'text'),
+        ('substr', ', integer', 'substr($1::text, $2)', 'text'),
+        ('substr', ', integer, integer', 'substr($1::text, $2, $3)', 'text'),
+        ('lpad', ', integer', 'lpad($1::text, $2)', 'text'),
+        ('lpad', ', integer, text', 'lpad($1::text, $2, $3)', 'text'),
+        ('rpad', ', integer', 'rpad($1::text, $2)', 'text'),
+        ('rpad', ', integer, text', 'rpad($1::text, $2, $3)', 'text'),
+        ('replace', ', text, text', 'replace($1::text, $2, $3)', 'text'),
+        ('strpos', ', text', 'strpos($1::text, $2)', 'integer')) AS f(name, rest, body, result) LOOP
+        FOREACH num IN ARRAY ARRAY['bigint', 'numeric', 'real', 'double precision'] LOOP
+            EXECUTE format('CREATE OR REPLACE FUNCTION public.%1$I(%2$s%3$s) RETURNS %4$s '
+                           'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT %5$s $f$',
+                           fn.name, num, fn.rest, fn.result, fn.body);
+        END LOOP;
+    END LOOP;
+    -- CHARINDEX(substring, string) with a number as the string.
+    FOREACH num IN ARRAY ARRAY['bigint', 'numeric', 'real', 'double precision'] LOOP
+        EXECUTE format('CREATE OR REPLACE FUNCTION public.charindex(text, %1$s) RETURNS integer '
+                       'LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$ SELECT strpos($2::text, $1) $f$',
+                       num);
+    END LOOP;
+END
+$do$;

@@ -509,6 +509,11 @@ async fn bad_date_parts_fail_when_the_statement_is_planned() {
             "select dateadd('fortnight', 1, d) from empty_t",
             "dateadd: 'fortnight' is not a Redshift date part",
         ),
+        // A bare word where the date part goes is a date part by position, never a column.
+        (
+            "select dateadd(fortnight, 1, d) from empty_t",
+            "dateadd: 'fortnight' is not a Redshift date part",
+        ),
         (
             "select datediff('dow', d, d) from empty_t",
             "datediff: date part 'dow' is not supported",

@@ -6,6 +6,8 @@ mod cli_sql;
 mod cloud;
 mod cloud_checks;
 mod compat;
+mod compat_docs;
+mod compat_run;
 mod copy_conformance;
 mod demo_check;
 mod doctor;

@@ -162,9 +162,20 @@ pub const REWRITES: &[(&str, &str, &str)] = &[
          pgdate_part (a quoted date part is renamed the same way)",
     ),
     (
-        "extract(dw from ts)",
-        "extract(dow from ts)",
+        "extract(ms from ts)",
+        "public.date_part('ms', ts)",
+        "Redshift's EXTRACT gives the part alone as an integer (no fraction of a second, \
+         milliseconds without the seconds, decade 201 for 2000); the column is named date_part",
+    ),
+    (
+        "date_trunc('qtrs', ts)",
+        "date_trunc('quarter', ts)",
         "Redshift-only spellings of a date part become PostgreSQL's",
+    ),
+    (
+        "select top 10 * from t order by x",
+        "select * from t order by x LIMIT 10",
+        "TOP n is Redshift's LIMIT n",
     ),
     (
         "sysdate",
@@ -188,6 +199,48 @@ pub const REWRITES: &[(&str, &str, &str)] = &[
         "listagg(name, ', ' order by name)",
         "PostgreSQL takes WITHIN GROUP only for ordered-set aggregates; an ORDER BY inside the \
          arguments orders any aggregate",
+    ),
+    (
+        "listagg(distinct name, ', ') within group (order by name)",
+        "listagg(name, ', ', true order by name)",
+        "the compat LISTAGG's DISTINCT ignores trailing blanks, as Redshift's does",
+    ),
+    (
+        "listagg(name, ',') within group (order by id) over (partition by g)",
+        "listagg(name, ',') over (partition by g order by id rows between unbounded preceding \
+         and unbounded following)",
+        "PostgreSQL cannot order an aggregate used as a window function; a window ordered the \
+         same way over the whole partition feeds it the rows in that order",
+    ),
+    (
+        "percentile_cont(0.5) within group (order by x) over (partition by g)",
+        "percentile_cont(0.5, x, true) over (partition by g)",
+        "PostgreSQL has no ordered-set aggregate as a window function: a compat aggregate",
+    ),
+    (
+        "ratio_to_report(x) over (partition by g)",
+        "((x)::double precision / sum(x) over (partition by g))",
+        "the value over its partition's sum, as FLOAT8",
+    ),
+    (
+        "regexp_replace(s, 'a+', '-')",
+        "regexp_replace(s, 'a+', '-', 'g')",
+        "Redshift replaces every match, PostgreSQL the first unless told 'g'",
+    ),
+    (
+        "convert(integer, x)",
+        "CAST(x AS integer)",
+        "CONVERT(type, expression) is CAST",
+    ),
+    (
+        "nvarchar(max)",
+        "varchar(65535)",
+        "Redshift's NVARCHAR is VARCHAR, and MAX is 65535 bytes",
+    ),
+    (
+        "select 'a\\\\d'",
+        "select E'a\\\\d'",
+        "Redshift reads backslash escapes in every string literal, PostgreSQL in E'...' only",
     ),
     (
         "approximate count(distinct x)",
@@ -214,6 +267,8 @@ pub fn rewrite_for_postgres(sql: &str) -> Cow<'_, str> {
     if edits.is_empty() {
         return Cow::Borrowed(sql);
     }
+    // Rules may insert text further on (TOP's LIMIT); edits never overlap.
+    edits.sort_by_key(|e| (e.start, e.end));
     let mut out = String::with_capacity(sql.len() + 16 * edits.len());
     let mut at = 0;
     for edit in edits {
@@ -223,81 +278,6 @@ pub fn rewrite_for_postgres(sql: &str) -> Cow<'_, str> {
     }
     out.push_str(&sql[at..]);
     Cow::Owned(out)
-}
-
-/// A construct in Redshift SQL that the rehearsal on PostgreSQL cannot reproduce with Redshift's
-/// meaning: `etl plan` and `etl run` warn about it (an error with `--strict`) before anything runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Finding {
-    /// Byte offset of the construct in the SQL that was checked.
-    pub offset: usize,
-    /// The construct as written, e.g. `ratio_to_report(...)`.
-    pub construct: String,
-    /// Why it differs and what to write instead.
-    pub instead: String,
-}
-
-/// Constructs the rehearsal cannot reproduce (see `sql/compat/README.md`, "What PostgreSQL does not
-/// reproduce"), in the order they appear. Only code is inspected: strings, quoted identifiers and
-/// comments are not. Call it on the SQL as written for Redshift, before [`rewrite_for_postgres`].
-///
-/// ```
-/// let found = etl_core::sql::compat::unsupported("select ratio_to_report(x) over () from t");
-/// assert_eq!(found.len(), 1);
-/// assert_eq!(found[0].offset, 7);
-/// ```
-pub fn unsupported(sql: &str) -> Vec<Finding> {
-    let tokens = lex(sql);
-    let mut out = Vec::new();
-    for (i, tok) in tokens.iter().enumerate() {
-        if tok.kind != Kind::Word || is_punct(tokens.get(i.wrapping_sub(1)), b'.') {
-            continue;
-        }
-        let word = &sql[tok.start..tok.end];
-        let call = is_punct(tokens.get(i + 1), b'(');
-        let instead = match word.to_ascii_lowercase().as_str() {
-            "ratio_to_report" if call => {
-                "PostgreSQL cannot define this window function in SQL: write \
-                 `x / sum(x) over (partition by ...)`, which means the same on both"
-            }
-            "regexp_replace" if call => {
-                "replaces every match in Redshift and only the first in PostgreSQL: check the \
-                 result, or use a pattern that can match once"
-            }
-            "listagg" if call => match Call::parse(&tokens, i + 1) {
-                Some(c)
-                    if is_word(sql, tokens.get(c.close + 1), "within")
-                        && Call::parse(&tokens, c.close + 3)
-                            .is_some_and(|o| is_word(sql, tokens.get(o.close + 1), "over")) =>
-                {
-                    "LISTAGG ... WITHIN GROUP (...) OVER (...) cannot be ordered in PostgreSQL: \
-                     aggregate in a subquery and join, or drop WITHIN GROUP"
-                }
-                _ => continue,
-            },
-            _ => continue,
-        };
-        let end = if call {
-            Call::parse(&tokens, i + 1).map_or(tok.end, |c| tokens[c.close].end)
-        } else {
-            tok.end
-        };
-        let mut construct = sql[tok.start..end].to_owned();
-        if construct.len() > 60 {
-            let mut cut = 57;
-            while !construct.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            construct.truncate(cut);
-            construct.push_str("...");
-        }
-        out.push(Finding {
-            offset: tok.start,
-            construct: construct.split_whitespace().collect::<Vec<_>>().join(" "),
-            instead: instead.to_owned(),
-        });
-    }
-    out
 }
 
 /// The Redshift functions [`POSTGRES_COMPAT_SQL`] installs (lower case, sorted, each once),
@@ -447,6 +427,10 @@ const DATEPART_FUNCTIONS: &[(&str, &str)] = &[
 /// look at.
 fn rewrite_at(sql: &str, tokens: &[Token], i: usize, edits: &mut Vec<Edit>) -> usize {
     let tok = tokens[i];
+    if tok.kind == Kind::Str {
+        rules::escape_string(sql, tokens, i, edits);
+        return i + 1;
+    }
     if tok.kind != Kind::Word || is_punct(tokens.get(i.wrapping_sub(1)), b'.') {
         return i + 1;
     }
@@ -463,14 +447,15 @@ fn rewrite_at(sql: &str, tokens: &[Token], i: usize, edits: &mut Vec<Edit>) -> u
         let (Some(part), true) = (tokens.get(i + 2), is_punct(tokens.get(i + 3), b',')) else {
             return i + 1;
         };
+        // By position, not by name: in Redshift the first argument of these functions is always
+        // a date part (an identifier or a string), never a column, so a bare word there is quoted
+        // even when a column has that name (TICKIT's `date` table has `day`, `month`, `qtr`...).
+        // A word that is no date part then fails with the compat function's clear error.
         let text = &sql[part.start..part.end];
-        let known = match part.kind {
-            Kind::Word => canonical_datepart(text).is_some(),
-            Kind::Str => string_content(text).is_some_and(|s| canonical_datepart(s).is_some()),
-            _ => false,
-        };
-        if !known {
-            return i + 1;
+        match part.kind {
+            Kind::Word => {}
+            Kind::Str if string_content(text).is_some() => {}
+            _ => return i + 1,
         }
         if lower != target {
             edits.push(Edit {
@@ -511,7 +496,16 @@ fn rewrite_at(sql: &str, tokens: &[Token], i: usize, edits: &mut Vec<Edit>) -> u
             i + 1
         }
         "decode" if call => rewrite_decode(sql, tokens, i, edits),
-        "listagg" if call => rewrite_listagg(sql, tokens, i, edits),
+        "listagg" if call => rules::listagg(sql, tokens, i, edits),
+        "percentile_cont" | "percentile_disc" if call => rules::percentile(sql, tokens, i, edits),
+        "ratio_to_report" if call => rules::ratio_to_report(sql, tokens, i, edits),
+        "regexp_replace" if call => rules::regexp_replace(sql, tokens, i, edits),
+        "convert" if call => rules::convert(sql, tokens, i, edits),
+        "date_trunc" if call => rules::date_trunc(sql, tokens, i, edits),
+        "select" => rules::top(sql, tokens, i, edits),
+        "nvarchar" | "nchar" | "varchar" | "char" | "character" | "bpchar" => {
+            rules::type_name(sql, tokens, i, edits)
+        }
         "approximate" if is_word(sql, next, "count") || is_word(sql, next, "percentile_disc") => {
             let end = next.map_or(tok.end, |t| t.start);
             edits.push(Edit {
@@ -521,25 +515,7 @@ fn rewrite_at(sql: &str, tokens: &[Token], i: usize, edits: &mut Vec<Edit>) -> u
             });
             i + 1
         }
-        "extract" if call => {
-            // extract ( part from
-            if let (Some(part), true) = (tokens.get(i + 2), is_word(sql, tokens.get(i + 3), "from"))
-                && part.kind == Kind::Word
-            {
-                let text = &sql[part.start..part.end];
-                if let Some(canonical) = canonical_datepart(text)
-                    && !text.eq_ignore_ascii_case(canonical)
-                {
-                    edits.push(Edit {
-                        start: part.start,
-                        end: part.end,
-                        text: canonical.to_owned(),
-                    });
-                }
-                return i + 4;
-            }
-            i + 1
-        }
+        "extract" if call => rules::extract(sql, tokens, i, edits),
         _ => i + 1,
     }
 }
@@ -580,41 +556,6 @@ fn rewrite_decode(sql: &str, tokens: &[Token], i: usize, edits: &mut Vec<Edit>) 
         text,
     });
     call.close + 1
-}
-
-/// `listagg(args) within group (order by list)` becomes `listagg(args order by list)`: PostgreSQL
-/// accepts WITHIN GROUP only for ordered-set aggregates, but takes an ORDER BY inside any
-/// aggregate's arguments. The window form (`... over (...)`) is left alone: PostgreSQL cannot
-/// order an aggregate used as a window function.
-fn rewrite_listagg(sql: &str, tokens: &[Token], i: usize, edits: &mut Vec<Edit>) -> usize {
-    let Some(call) = Call::parse(tokens, i + 1) else {
-        return i + 1;
-    };
-    let c = call.close;
-    if !(is_word(sql, tokens.get(c + 1), "within")
-        && is_word(sql, tokens.get(c + 2), "group")
-        && is_punct(tokens.get(c + 3), b'(')
-        && is_word(sql, tokens.get(c + 4), "order"))
-    {
-        return i + 1;
-    }
-    let Some(order) = Call::parse(tokens, c + 3) else {
-        return i + 1;
-    };
-    if is_word(sql, tokens.get(order.close + 1), "over") {
-        return i + 1;
-    }
-    let args = rewrite_fragment(&sql[tokens[i + 1].end..tokens[c].start]);
-    let order_by = rewrite_fragment(&sql[tokens[c + 4].start..tokens[order.close].start]);
-    edits.push(Edit {
-        start: tokens[i].start,
-        end: tokens[order.close].end,
-        text: format!(
-            "{}({args} {order_by})",
-            &sql[tokens[i].start..tokens[i].end]
-        ),
-    });
-    order.close + 1
 }
 
 /// A part of a statement rewritten on its own, trimmed; a trailing `-- comment` keeps a line break
@@ -677,6 +618,41 @@ fn string_content(literal: &str) -> Option<&str> {
     let inner = literal.strip_prefix('\'')?.strip_suffix('\'')?;
     (!inner.contains(['\'', '\\'])).then_some(inner)
 }
+
+/// A construct in Redshift SQL that the rehearsal cannot reproduce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Byte offset of the construct in the statement.
+    pub offset: usize,
+    /// What was found, e.g. `QUALIFY`.
+    pub construct: String,
+    /// What to write instead, so that the rehearsal and Redshift agree.
+    pub instead: String,
+}
+
+/// The constructs in `sql` (a statement or a script) that neither [`rewrite_for_postgres`] nor
+/// [`POSTGRES_COMPAT_SQL`] can make PostgreSQL run with Redshift's meaning, in order of appearance.
+/// Strings, quoted identifiers and comments are never searched. `sql/compat/README.md` lists each
+/// construct with the reason.
+///
+/// ```
+/// let found = etl_core::sql::compat::unsupported("select * from t qualify row_number() over (order by a) = 1");
+/// assert_eq!(found[0].construct, "QUALIFY");
+/// assert!(etl_core::sql::compat::unsupported("select dateadd(day, 1, d) from t").is_empty());
+/// ```
+pub fn unsupported(sql: &str) -> Vec<Finding> {
+    let tokens = lex(sql);
+    rules::unsupported(sql, &tokens)
+        .into_iter()
+        .map(|u| Finding {
+            offset: u.offset,
+            construct: u.construct.to_owned(),
+            instead: u.instead.to_owned(),
+        })
+        .collect()
+}
+
+mod rules;
 
 #[cfg(test)]
 mod tests;
