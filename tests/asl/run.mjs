@@ -601,5 +601,6 @@ Object.assign(report, {
   patches: PATCHES.map((p) => p.what),
   seconds: (Date.now() - started) / 1000,
 });
-process.stdout.write(`${JSON.stringify(report)}\n`);
-process.exit(0);
+// Exit only once the report is written: a pipe takes a large one in several writes, and
+// process.exit() would cut it short.
+process.stdout.write(`${JSON.stringify(report)}\n`, () => process.exit(0));
