@@ -35,11 +35,18 @@
 // session) until the statement ends, as a Lambda container keeps it, so that the state machine's
 // status polls see it running. The runner waits for every process before it prints.
 //
+// A Map state in Distributed mode runs each item as a child execution with its own history (the
+// interpreter has no Distributed mode; see distributedMap below and tests/asl/README.md).
+//
 // Output (stdout): {"status": "SUCCEEDED"|"FAILED"|"TIMED_OUT", "output"?, "error"?, "cause"?,
-// "history": [{type, state?, index?, error?, cause?, attempt?}], "invocations": [{seq, state, binary,
-// event, output? | error?, exit, ms}], "anomalies": [...], "patches": [...], "seconds"}. The
-// functions' logs go to stderr, each line prefixed with its invocation. Exit status 0 when the
-// execution ran (whatever its outcome), 2 when it could not be run.
+// "history": the parent's [{type, state?, state_type?, index?, error?, cause?, attempt?}],
+// "history_events": the parent's Step Functions history events (by the model of asl/README.md),
+// "max_child_history_events", "map_runs": [{map_run, state, reader, items, succeeded, failed,
+// aborted, max_concurrency, max_running, status}], "children": [{name, parent, map_run, map_state,
+// index, status, error?, cause?, history, history_events}], "invocations": [{seq, execution,
+// state, binary, event, output? | error?, exit, ms}], "anomalies": [...], "patches": [...],
+// "seconds"}. The functions' logs go to stderr, each line prefixed with its invocation. Exit
+// status 0 when the execution ran (whatever its outcome), 2 when it could not be run.
 //
 // The interpreter is loaded with a few fixes applied in memory (PATCHES below; `patches` in the
 // output lists them); each must match the installed version exactly, or the runner refuses to run.

@@ -749,6 +749,23 @@ async fn a_run_creates_the_stack_loads_transforms_unloads_and_deletes_it() {
         "Succeeded",
     ]);
     assert_eq!(exec.entered("RunBatch") as u64, 1 + transforms + 1);
+    // The history model (asl/README.md, "History budget"): the parent costs 63 events, 11 per
+    // stack poll round and 14 per batch; a child 11 plus 11 per status poll.
+    let rounds = (exec.calls("GetCreateStatus").len() + exec.calls("GetDeleteStatus").len()) as u64;
+    let parent = exec.report["history_events"].as_u64().unwrap();
+    assert!(
+        parent <= 63 + 11 * rounds + 14 * batches.len() as u64,
+        "parent: {parent} events, {rounds} stack polls, {} batches",
+        batches.len()
+    );
+    for child in exec.children() {
+        let polls = exec
+            .calls("GetStatementStatus")
+            .iter()
+            .filter(|c| c["execution"] == child["name"])
+            .count() as u64;
+        assert_eq!(child["history_events"], child_events(polls), "{child}");
+    }
     exec.assert_never(&[
         "Cleanup",
         "MarkStackNotOwned",
@@ -1000,7 +1017,11 @@ async fn a_failing_transform_runs_the_cleanup_and_reports_the_sql_error() {
         "JobFailed",
     ]);
     exec.assert_never(&["CleanupFailed", "JobSucceeded"]);
-    assert_eq!(exec.entered("NextBatch") as u64, 1 + broken, "the batches before it");
+    assert_eq!(
+        exec.entered("NextBatch") as u64,
+        1 + broken,
+        "the batches before it"
+    );
     assert!(exec.submits("unload").is_empty(), "{exec}");
     assert_eq!(
         exec.calls("RequestDelete")[0]["event"],

@@ -251,10 +251,12 @@ fn asl_tasks_and_handlers_agree() {
     .unwrap();
     let functions = asl_functions();
     let plan = sample_output("etl-create-tables");
+    // A transform statement: every Task of the child takes it (LoadTable reads only its index;
+    // SubmitStatement, which CheckItem reaches for transforms and the unload, also its step).
     let item = serde_json::to_value(PlanItem {
-        step: "load".into(),
+        step: "transform".into(),
         index: 0,
-        name: "staging.usage".into(),
+        name: "transform statement 1 of 2".into(),
     })
     .unwrap();
     let context = json!({
