@@ -17,7 +17,7 @@
 //! | `etl-create-tables` | [`job::create_tables`] | [`job::CreateTablesEvent`] → [`job::CreateTablesOutput`] |
 //! | `etl-load-table` | [`job::load_table`] | [`job::LoadTableEvent`] → [`job::StatementHandle`] |
 //! | `etl-submit` | [`job::submit`] | [`job::SubmitEvent`] → [`job::StatementHandle`] |
-//! | `etl-statement-status` | [`job::statement_status`] | [`job::StatusEvent`] → [`job::StatusOutput`] |
+//! | `etl-statement-status` | [`job::status`] | [`job::StatusRequest`] → [`job::StatusOutput`] |
 //!
 //! ```no_run
 //! // src/bin/etl-stack-status.rs

@@ -5,10 +5,14 @@ and the permanent stack (cfn/initial.yaml). Standard library only.
 Checks, each printed as one PASS/FAIL line:
   loops      every cycle of the state graph runs through a Choice rule that bounds a counter
              (NumericLessThan[Path]/NumericLessThanEquals[Path] on a path that a Pass state of the same
-             cycle increments with States.MathAdd)
+             cycle increments with States.MathAdd). The graph follows the one routing variable,
+             $.delete.then (where the shared delete loop returns): a Pass state that sets it to a
+             literal, and Choice rules that compare it with StringEquals, are taken into account, so
+             that the delete loop entered from the cleanup cannot "return" to the create or succeed
   retry      every Task retries the transient errors with the agreed backoff
   catch      every Task catches States.ALL into $.error (cleanup tasks: $.cleanup_error) and every Catch
-             leads only to Fail states (the cleanup path never ends in Succeed)
+             leads only to Fail states (the cleanup path never ends in Succeed), following $.delete.then
+             as above
   errors     every ErrorEquals name is in the closed set, States.* or Lambda.*
   contract   every Task's Resource is a ${...FunctionArn} placeholder of a binary in asl/README.md, and its
              row in the Task table matches the Task's input fields and ResultPath
@@ -89,22 +93,64 @@ def walk_rule(rule: dict):
             yield r, negated
 
 
-def edges(states: dict) -> list[tuple[str, str, frozenset]]:
-    """(from, to, counters that bound this transition). Catch transitions are edges too."""
-    out = []
-    for name, s in states.items():
+ROUTE = "$.delete.then"  # the routing variable: where the shared delete loop returns
+UNKNOWN = "*"
+
+
+def route_set(state: dict) -> str | None:
+    """The literal a Pass state gives the routing variable, if it sets one."""
+    if state.get("Type") != "Pass" or not isinstance(state.get("Parameters"), dict):
+        return None
+    if ROUTE != (state.get("ResultPath") or "$") + ".then":
+        return None
+    value = state["Parameters"].get("then")
+    return value if isinstance(value, str) else None
+
+
+def route_test(rule: dict) -> str | None:
+    """The value a Choice rule compares the routing variable with, if that is all it does."""
+    if rule.get("Variable") == ROUTE and isinstance(rule.get("StringEquals"), str):
+        return rule["StringEquals"]
+    return None
+
+
+def product_edges(states: dict, start: str) -> list[tuple[tuple, tuple, frozenset]]:
+    """The edges of the state graph with the routing variable's value: ((state, value), (state,
+    value), counters that bound the transition), for every node reachable from (start, UNKNOWN).
+    Catch transitions are edges too."""
+    out, seen, todo = [], set(), [(start, UNKNOWN)]
+    while todo:
+        node = todo.pop()
+        if node in seen or node[0] not in states:
+            continue
+        seen.add(node)
+        name, value = node
+        s = states[name]
+        after = route_set(s) or value
+        targets = []
         if s.get("Next"):
-            out.append((name, s["Next"], frozenset()))
+            targets.append((s["Next"], frozenset()))
         for c in s.get("Catch", []):
-            out.append((name, c["Next"], frozenset()))
+            targets.append((c["Next"], frozenset()))
         if s.get("Type") == "Choice":
+            decided = False
             for rule in s.get("Choices", []):
+                tested = route_test(rule)
+                if tested is not None and value != UNKNOWN:
+                    if tested == value:
+                        targets.append((rule["Next"], frozenset()))
+                        decided = True
+                        break
+                    continue
                 bounds = frozenset(
                     cmp["Variable"] for cmp, negated in walk_rule(rule)
                     if not negated and any(op in cmp for op in UPPER_BOUND_OPS))
-                out.append((name, rule["Next"], bounds))
-            if s.get("Default"):
-                out.append((name, s["Default"], frozenset()))
+                targets.append((rule["Next"], bounds))
+            if s.get("Default") and not decided:
+                targets.append((s["Default"], frozenset()))
+        for target, bounds in targets:
+            out.append((node, (target, after), bounds))
+            todo.append((target, after))
     return out
 
 
@@ -154,15 +200,22 @@ def simple_cycles(nodes: list[str], succ: dict[str, set[str]], limit: int = 200_
 def check_loops(definition: dict) -> tuple[list[str], str]:
     problems, n_cycles, n_loops = [], 0, set()
     for where, states in machines(definition):
-        es = edges(states)
-        succ: dict[str, set[str]] = {}
+        start = definition["StartAt"] if where == "<top>" else None
+        if start is None:  # a nested machine: find its StartAt
+            start = next(sub["StartAt"] for _, st in machines(definition) for s in st.values()
+                         for sub in ([s.get("ItemProcessor") or s.get("Iterator")] if s.get("Type") == "Map" else [])
+                         + (s.get("Branches", []) if s.get("Type") == "Parallel" else [])
+                         if sub and sub["States"] is states)
+        es = product_edges(states, start)
+        succ: dict[tuple, set[tuple]] = {}
         for a, b, _ in es:
             succ.setdefault(a, set()).add(b)
+        nodes = sorted({a for a, _, _ in es} | {b for _, b, _ in es if b[0] in states})
         incs = {n: incremented_counters(s) for n, s in states.items()}
-        for cycle in simple_cycles(list(states), succ):
+        for cycle in simple_cycles(nodes, succ):
             n_cycles += 1
             ring = list(zip(cycle, cycle[1:] + cycle[:1]))
-            counters_incremented = set().union(*(incs[n] for n in cycle))
+            counters_incremented = set().union(*(incs[n[0]] for n in cycle))
             # a transition is bounded by X only if every parallel edge a->b is bounded by X
             ok_by = set()
             for a, b in ring:
@@ -170,7 +223,8 @@ def check_loops(definition: dict) -> tuple[list[str], str]:
                 common = frozenset.intersection(*parallel) if parallel else frozenset()
                 ok_by |= common & counters_incremented
             if not ok_by:
-                problems.append(f"{where}: unbounded cycle {' -> '.join(cycle + cycle[:1])}")
+                names = [n[0] + ("" if n[1] == UNKNOWN else f"[then={n[1]}]") for n in cycle + cycle[:1]]
+                problems.append(f"{where}: unbounded cycle {' -> '.join(names)}")
             else:
                 n_loops.add((where, min(ok_by)))
     return problems, f"{n_cycles} cycles, all bounded by {len(n_loops)} counters"
@@ -192,17 +246,8 @@ def check_retry(definition: dict) -> list[str]:
 
 
 def reachable(states: dict, start: str) -> set[str]:
-    seen, todo = set(), [start]
-    while todo:
-        n = todo.pop()
-        if n in seen or n not in states:
-            continue
-        seen.add(n)
-        s = states[n]
-        todo.extend([s[k] for k in ("Next", "Default") if s.get(k)])
-        todo.extend(r["Next"] for r in s.get("Choices", []))
-        todo.extend(c["Next"] for c in s.get("Catch", []))
-    return seen
+    """The states reachable from start (with the routing variable unknown there)."""
+    return {start} | {b[0] for _, b, _ in product_edges(states, start) if b[0] in states}
 
 
 def check_catch(definition: dict) -> list[str]:

@@ -175,32 +175,74 @@ impl Execution {
         self.report["cause"].as_str().unwrap_or("")
     }
 
+    /// The parent execution's history.
     fn history(&self) -> &[Value] {
         self.report["history"].as_array().unwrap()
     }
 
-    /// The states of the top level entered, in order (a Map's inner states carry an index).
+    /// The child executions of the Distributed Map, in the order they started.
+    fn children(&self) -> &[Value] {
+        self.report["children"].as_array().unwrap()
+    }
+
+    /// The children of the Map Run that read `key` (a batch of the plan).
+    fn children_of(&self, key: &str) -> Vec<&Value> {
+        let run = self.report["map_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["reader"]["Key"] == key)
+            .unwrap_or_else(|| panic!("no Map Run read {key}\n{self}"));
+        self.children()
+            .iter()
+            .filter(|c| c["map_run"] == run["map_run"])
+            .collect()
+    }
+
+    /// The states of the parent entered, in order.
     fn path(&self) -> Vec<&str> {
         self.history()
             .iter()
-            .filter(|e| e["type"] == "StateEntered" && e.get("index").is_none())
+            .filter(|e| e["type"] == "StateEntered")
             .map(|e| e["state"].as_str().unwrap())
             .collect()
     }
 
-    /// How many times `state` was entered, at any level.
+    /// How many times `state` was entered, in the parent and every child execution.
     fn entered(&self, state: &str) -> usize {
-        self.history()
-            .iter()
-            .filter(|e| e["type"] == "StateEntered" && e["state"] == state)
-            .count()
+        let count = |h: &Value| {
+            h.as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["type"] == "StateEntered" && e["state"] == state)
+                .count()
+        };
+        count(&self.report["history"])
+            + self
+                .children()
+                .iter()
+                .map(|c| count(&c["history"]))
+                .sum::<usize>()
     }
 
-    /// The history's events of `kind` (`StateFailed`, `MapIterationSucceeded`, ...).
+    /// The parent's and every child's history events of `kind` (`StateFailed`, ...).
     fn events(&self, kind: &str) -> Vec<&Value> {
         self.history()
             .iter()
+            .chain(
+                self.children()
+                    .iter()
+                    .flat_map(|c| c["history"].as_array().unwrap()),
+            )
             .filter(|e| e["type"] == kind)
+            .collect()
+    }
+
+    /// The statements `etl-submit` got for `step` (`transform`, `unload`), in order.
+    fn submits(&self, step: &str) -> Vec<&Value> {
+        self.calls("SubmitStatement")
+            .into_iter()
+            .filter(|c| c["event"]["step"] == step)
             .collect()
     }
 
@@ -472,9 +514,10 @@ impl World {
             .kill_on_drop(true)
             .spawn()
             .expect("run node");
-        let out = tokio::time::timeout(Duration::from_secs(420), child.wait_with_output())
+        let limit = settings["timeout_seconds"].as_u64().unwrap() + 120;
+        let out = tokio::time::timeout(Duration::from_secs(limit), child.wait_with_output())
             .await
-            .expect("the runner ends within 7 minutes")
+            .unwrap_or_else(|_| panic!("the runner ends within {limit} s"))
             .expect("the runner's output");
         let logs = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(
@@ -594,24 +637,49 @@ async fn a_run_creates_the_stack_loads_transforms_unloads_and_deletes_it() {
     let warehouse = json!({"host": "127.0.0.1", "port": world.local.port()});
     assert_eq!(exec.calls("GetStackOutputs")[0]["output"], warehouse);
 
-    // The plan, and every table loaded by the Map (one iteration per table).
+    // The plan: one batch of loads (every table, in manifest order), each transform statement, the
+    // unload; each batch a JSON array under the run's folder, read by the Distributed Map.
     let plan = &exec.calls("CreateTables")[0]["output"];
-    let tables: Vec<&str> = plan["tables"]
+    assert_eq!(plan["tables"], 3, "{plan}");
+    let transforms = plan["transform_count"].as_u64().unwrap();
+    assert!(transforms >= 2, "{plan}");
+    let batches = plan["batches"].as_array().unwrap();
+    assert_eq!(batches.len() as u64, 1 + transforms + 1, "{plan}");
+    let labels: Vec<&str> = batches
+        .iter()
+        .map(|b| b["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels[0], "load of 3 tables");
+    assert_eq!(labels[1], format!("transform statement 1 of {transforms}"));
+    assert_eq!(*labels.last().unwrap(), "unload");
+    let loads_key = batches[0]["key"].as_str().unwrap();
+    assert_eq!(
+        loads_key,
+        format!("jobs/runs/{run_id}/plan/batch-0000.json"),
+        "below ETL_RUNS_URL<run_id>/"
+    );
+    let loads: Value =
+        serde_json::from_slice(&get(&format!("s3://{}/{loads_key}", world.bucket)).await).unwrap();
+    let tables: Vec<&str> = loads
         .as_array()
         .unwrap()
         .iter()
-        .map(|t| t["table"].as_str().unwrap())
+        .map(|t| t["name"].as_str().unwrap().trim_start_matches("staging."))
         .collect();
     assert_eq!(tables, ["usage", "billing", "offers"]);
-    let transforms = plan["transform_count"].as_u64().unwrap();
-    assert!(transforms >= 2, "{plan}");
-    let mut iterations: Vec<u64> = exec
-        .events("MapIterationSucceeded")
+
+    // One child execution per table, each through the one statement loop.
+    let children = exec.children_of(loads_key);
+    let mut indexes: Vec<u64> = children
         .iter()
-        .map(|e| e["index"].as_u64().unwrap())
+        .map(|c| c["index"].as_u64().unwrap())
         .collect();
-    iterations.sort_unstable();
-    assert_eq!(iterations, [0, 1, 2], "{exec}");
+    indexes.sort_unstable();
+    assert_eq!(indexes, [0, 1, 2], "{exec}");
+    assert!(
+        children.iter().all(|c| c["status"] == "SUCCEEDED"),
+        "{exec}"
+    );
     let mut loaded: Vec<u64> = exec
         .calls("LoadTable")
         .iter()
@@ -619,16 +687,21 @@ async fn a_run_creates_the_stack_loads_transforms_unloads_and_deletes_it() {
         .collect();
     loaded.sort_unstable();
     assert_eq!(loaded, [0, 1, 2]);
+    assert_eq!(
+        exec.children().len() as u64,
+        3 + transforms + 1,
+        "a child per statement"
+    );
 
     // Every transform statement submitted in order, each polled until it succeeded.
     let submitted: Vec<u64> = exec
-        .calls("SubmitTransform")
+        .submits("transform")
         .iter()
         .map(|c| c["event"]["index"].as_u64().unwrap())
         .collect();
     assert_eq!(submitted, (0..transforms).collect::<Vec<_>>());
-    for submit in exec.calls("SubmitTransform") {
-        let polls = exec.polls_of("GetTransformStatus", submit);
+    for submit in exec.submits("transform") {
+        let polls = exec.polls_of("GetStatementStatus", submit);
         assert_eq!(
             polls.last().map(|p| &p["state"]),
             Some(&json!("Succeeded")),
@@ -636,8 +709,14 @@ async fn a_run_creates_the_stack_loads_transforms_unloads_and_deletes_it() {
             submit["event"]["index"]
         );
     }
-    let unload = exec.calls("GetUnloadStatus");
-    assert_eq!(unload.last().unwrap()["output"]["state"], "Succeeded");
+    let unload = exec.submits("unload");
+    assert_eq!(unload.len(), 1);
+    assert_eq!(
+        exec.polls_of("GetStatementStatus", unload[0])
+            .last()
+            .unwrap()["state"],
+        "Succeeded"
+    );
 
     exec.assert_went_through(&[
         "ApplyDefaults",
@@ -653,25 +732,45 @@ async fn a_run_creates_the_stack_loads_transforms_unloads_and_deletes_it() {
         "GetStackOutputs",
         "CreateTables",
         "CheckPlan",
-        "LoadTables",
-        "PrepareTransforms",
-        "SubmitTransform",
-        "GetTransformStatus",
-        "NextTransform",
-        "SubmitUnload",
-        "GetUnloadStatus",
+        "PrepareBatches",
+        "SelectBatch",
+        "RunBatch",
+        "NextBatch",
+        "CheckBatchRemaining",
         "CheckDeleteOnSuccess",
         "DeleteStackOnSuccess",
-        "WaitSuccessDelete",
-        "GetSuccessDeleteStatus",
-        "CheckSuccessDelete",
+        "GetDeleteStatus",
+        "CheckDeleteStatus",
+        "RequestDelete",
+        "WaitDelete",
+        "GetDeleteStatus",
+        "DeleteDone",
         "JobSucceeded",
         "Succeeded",
     ]);
+    assert_eq!(exec.entered("RunBatch") as u64, 1 + transforms + 1);
+    // The history model (asl/README.md, "History budget"): the parent costs 63 events, 11 per
+    // stack poll round and 14 per batch; a child 11 plus 11 per status poll.
+    let rounds = (exec.calls("GetCreateStatus").len() + exec.calls("GetDeleteStatus").len()) as u64;
+    let parent = exec.report["history_events"].as_u64().unwrap();
+    assert!(
+        parent <= 63 + 11 * rounds + 14 * batches.len() as u64,
+        "parent: {parent} events, {rounds} stack polls, {} batches",
+        batches.len()
+    );
+    for child in exec.children() {
+        let polls = exec
+            .calls("GetStatementStatus")
+            .iter()
+            .filter(|c| c["execution"] == child["name"])
+            .count() as u64;
+        assert_eq!(child["history_events"], child_events(polls), "{child}");
+    }
     exec.assert_never(&[
         "Cleanup",
         "MarkStackNotOwned",
         "DeleteExistingStack",
+        "DescribeBatchFailure",
         "JobFailed",
     ]);
     assert!(exec.events("StateFailed").is_empty(), "no retries\n{exec}");
@@ -703,7 +802,7 @@ async fn a_run_creates_the_stack_loads_transforms_unloads_and_deletes_it() {
             .into_iter()
             .find(|l| l["event"]["table_index"] == i)
             .unwrap();
-        let status = *exec.polls_of("GetLoadStatus", load).last().unwrap();
+        let status = *exec.polls_of("GetStatementStatus", load).last().unwrap();
         assert_eq!(status["state"], "Succeeded", "staging.{table}: {status}");
         assert_eq!(status["rows"], n, "staging.{table}: {status}");
         let step = journal
@@ -840,7 +939,7 @@ async fn an_existing_stack_is_reused_and_left_alone() {
     assert_eq!(exec.error(), "EtlInvalidJob", "{exec}");
     assert!(exec.cause().contains("does not exist"), "{exec}");
     exec.assert_went_through(&["GetStackOutputs", "CreateTables", "Cleanup", "JobFailed"]);
-    exec.assert_never(&["DeleteStackOnFailure", "LoadTables"]);
+    exec.assert_never(&["DeleteStackOnFailure", "RunBatch"]);
     let kept = stacks.describe(&world.stack_name).await.unwrap().unwrap();
     assert_eq!(kept.id, stack.id);
     assert_eq!(kept.status(), StackStatus::Ready);
@@ -873,7 +972,7 @@ async fn a_failing_transform_runs_the_cleanup_and_reports_the_sql_error() {
     let exec = world.execute(run_id, &world.input(json!({})), |_| {}).await;
     assert_eq!(exec.status(), "FAILED", "{exec}");
     assert_eq!(exec.error(), "EtlQueryFailed", "{exec}");
-    let broken = exec.calls("SubmitTransform").last().unwrap()["event"]["index"]
+    let broken = exec.submits("transform").last().unwrap()["event"]["index"]
         .as_u64()
         .unwrap();
     assert!(broken >= 1, "{exec}");
@@ -889,23 +988,43 @@ async fn a_failing_transform_runs_the_cleanup_and_reports_the_sql_error() {
             && cause.contains("no_such_table"),
         "the cause carries the SQL error: {cause}"
     );
+    // The failing statement's child execution: its own error and cause.
+    let child = exec
+        .children()
+        .iter()
+        .find(|c| c["status"] == "FAILED")
+        .unwrap_or_else(|| panic!("no failed child\n{exec}"));
+    assert_eq!(child["error"], "EtlQueryFailed", "{child}");
+    assert!(
+        child["cause"].as_str().unwrap().contains("no_such_table"),
+        "{child}"
+    );
+    assert!(exec.entered("StatementQueryFailed") == 1 && exec.entered("StatementFailed") == 1);
     exec.assert_went_through(&[
         "CreateStack",
-        "LoadTables",
-        "SubmitTransform",
-        "GetTransformStatus",
-        "CheckTransformStatus",
-        "TransformQueryFailed",
+        "RunBatch",
+        "DescribeBatchFailure",
+        "CheckBatchFailure",
+        "BatchQueryFailed",
         "Cleanup",
         "DeleteStackOnFailure",
-        "WaitFailureDelete",
-        "GetFailureDeleteStatus",
-        "CheckFailureDelete",
+        "GetDeleteStatus",
+        "CheckDeleteStatus",
+        "RequestDelete",
+        "WaitDelete",
+        "GetDeleteStatus",
+        "DeleteDone",
         "JobFailed",
     ]);
-    exec.assert_never(&["SubmitUnload", "CleanupFailed", "JobSucceeded"]);
+    exec.assert_never(&["CleanupFailed", "JobSucceeded"]);
     assert_eq!(
-        exec.calls("DeleteStackOnFailure")[0]["event"],
+        exec.entered("NextBatch") as u64,
+        1 + broken,
+        "the batches before it"
+    );
+    assert!(exec.submits("unload").is_empty(), "{exec}");
+    assert_eq!(
+        exec.calls("RequestDelete")[0]["event"],
         json!({"stack_name": world.stack_name})
     );
     assert_eq!(world.stack_status().await, StackStatus::NotFound, "deleted");
@@ -928,8 +1047,9 @@ async fn a_failing_transform_runs_the_cleanup_and_reports_the_sql_error() {
     );
     assert_eq!(journal.last().unwrap().0, "unload");
 
-    // A load that fails inside the Map ends its iteration in LoadFailed; the Map's Catch takes the
-    // run to the same cleanup. The same job, with a row in the offers that is not a boolean.
+    // A load that fails ends its child execution in StatementFailed: the Map Run fails (no failure
+    // is tolerated) and the Map's Catch takes the run to the same cleanup, with the cause read from
+    // the journal. The same job, with a row in the offers that is not a boolean.
     let staged = &world.manifest;
     let mut manifest: Value = serde_json::from_slice(&get(staged).await).unwrap();
     let offers = &mut manifest["schemas"][0]["tables"][2];
@@ -955,15 +1075,30 @@ async fn a_failing_transform_runs_the_cleanup_and_reports_the_sql_error() {
         exec.cause().contains("offers") && exec.cause().contains("maybe"),
         "the cause names the table and the rejected value\n{exec}"
     );
+    assert!(
+        exec.cause().starts_with("load of 3 tables failed: ")
+            && exec.cause().contains(r#""step":"load:staging.offers""#),
+        "the cause names the batch and the journal's failed step\n{exec}"
+    );
     let failed: Vec<u64> = exec
-        .events("MapIterationFailed")
+        .children()
         .iter()
-        .map(|e| e["index"].as_u64().unwrap())
+        .filter(|c| c["status"] == "FAILED")
+        .map(|c| c["index"].as_u64().unwrap())
         .collect();
     assert_eq!(failed, [2], "{exec}");
-    assert!(exec.entered("LoadFailed") >= 1, "{exec}");
-    exec.assert_went_through(&["LoadTables", "Cleanup", "DeleteStackOnFailure", "JobFailed"]);
-    exec.assert_never(&["PrepareTransforms", "SubmitTransform", "CleanupFailed"]);
+    assert_eq!(exec.report["map_runs"][0]["status"], "FAILED");
+    assert!(exec.entered("StatementFailed") >= 1, "{exec}");
+    exec.assert_went_through(&[
+        "RunBatch",
+        "DescribeBatchFailure",
+        "BatchQueryFailed",
+        "Cleanup",
+        "DeleteStackOnFailure",
+        "JobFailed",
+    ]);
+    exec.assert_never(&["NextBatch", "CleanupFailed"]);
+    assert!(exec.calls("SubmitStatement").is_empty(), "{exec}");
     assert_eq!(world.stack_status().await, StackStatus::NotFound, "deleted");
 }
 
@@ -1013,8 +1148,9 @@ async fn a_stack_that_cannot_be_created_fails_the_run_and_leaves_nothing() {
         "CreateStack",
         "Cleanup",
         "DeleteStackOnFailure",
-        "GetFailureDeleteStatus",
-        "CheckFailureDelete",
+        "GetDeleteStatus",
+        "CheckDeleteStatus",
+        "DeleteDone",
         "JobFailed",
     ]);
     exec.assert_never(&[
@@ -1024,7 +1160,7 @@ async fn a_stack_that_cannot_be_created_fails_the_run_and_leaves_nothing() {
         "CleanupFailed",
     ]);
     assert_eq!(
-        exec.calls("GetFailureDeleteStatus").last().unwrap()["output"],
+        exec.calls("GetDeleteStatus").last().unwrap()["output"],
         json!({"status": "NotFound"})
     );
     assert_eq!(world.stack_status().await, StackStatus::NotFound);
@@ -1049,18 +1185,18 @@ async fn a_long_statement_is_polled_until_it_ends() {
     .await;
     let exec = world
         .execute("asl-polls-1", &world.input(json!({})), |c| {
-            c["wait_ms"] = json!({"WaitTransformFast": 500, "*": 100});
+            c["wait_ms"] = json!({"WaitStatementFast": 500, "*": 100});
         })
         .await;
     assert_eq!(exec.status(), "SUCCEEDED", "{exec}");
     // sql/slow.sql is the second transform file: its statement is step transform:1:1.
     let slow = exec
-        .calls("SubmitTransform")
+        .submits("transform")
         .into_iter()
         .find(|c| c["output"]["step_id"] == "transform:1:1")
         .unwrap_or_else(|| panic!("pg_sleep was not submitted\n{exec}"));
     let states: Vec<&str> = exec
-        .polls_of("GetTransformStatus", slow)
+        .polls_of("GetStatementStatus", slow)
         .iter()
         .map(|p| p["state"].as_str().unwrap())
         .collect();
@@ -1071,10 +1207,359 @@ async fn a_long_statement_is_polled_until_it_ends() {
     );
     assert_eq!(&states[..running], vec!["Running"; running]);
     assert!(
-        exec.entered("WaitTransformFast") >= running,
+        exec.entered("WaitStatementFast") >= running,
         "one Wait per Running round\n{exec}"
     );
-    assert_eq!(exec.entered("WaitTransformSlow"), 0);
+    assert_eq!(exec.entered("WaitStatementMedium"), 0);
     assert_eq!(exec.output()["stack_created"], true);
     assert_eq!(world.stack_status().await, StackStatus::NotFound);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Scale: the history of every execution stays within Step Functions' limit
+
+/// Step Functions' limit on one execution's history (Standard workflows): 25,000 events
+/// (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html, "Execution history").
+const HISTORY_LIMIT: u64 = 25_000;
+
+/// The history model of asl/README.md ("History budget"), as `run.mjs` counts it: a child execution
+/// costs 11 events plus 11 per status poll (without retries).
+fn child_events(polls: u64) -> u64 {
+    11 + 11 * polls
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_tables_run_in_child_executions_within_the_history_limit() {
+    runner_installed();
+    let Some(s3) = moto::s3_test(
+        "asl_exec::a_thousand_tables_run_in_child_executions_within_the_history_limit",
+    ) else {
+        return;
+    };
+    const TABLES: usize = 1000;
+    // The demo's three tables (the transforms and the unload read them) and 997 tiny ones.
+    let world = World::new(
+        &s3,
+        "thousand",
+        |dir, manifest| {
+            std::fs::create_dir_all(dir.join("data/bulk")).unwrap();
+            let mut tables = Vec::new();
+            for i in 3..TABLES {
+                let file = format!("bulk/t{i:04}.txt");
+                std::fs::write(
+                    dir.join("data").join(&file),
+                    format!("id|v\n{i}|a\n{i}|b\n"),
+                )
+                .unwrap();
+                tables.push(json!({
+                    "name": format!("t{i:04}"),
+                    "files": file,
+                    "format": {"compression": "none"},
+                    "columns": [
+                        {"name": "id", "type": "integer", "nullable": false},
+                        {"name": "v", "type": "varchar(8)"}
+                    ]
+                }));
+            }
+            manifest["schemas"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "bulk", "tables": tables}));
+            // A transform that runs for a while: several poll rounds in its child execution.
+            std::fs::write(dir.join("sql/slow.sql"), "select pg_sleep(2);\n").unwrap();
+            manifest["transform"] =
+                json!(["sql/01_profile.sql", "sql/slow.sql", "sql/02_rank.sql"]);
+        },
+        |t| t,
+    )
+    .await;
+    let run_id = "asl-thousand-1";
+    let mut input = world.input(json!({}));
+    input["concurrency"] = json!(20);
+    let exec = world
+        .execute(run_id, &input, |c| {
+            c["wait_ms"] = json!({"WaitStatementFast": 200, "*": 20});
+            c["timeout_seconds"] = json!(900);
+        })
+        .await;
+    assert_eq!(exec.status(), "SUCCEEDED", "{exec}");
+    assert_eq!(exec.output()["tables"], TABLES);
+
+    // One child execution per table, at most `concurrency` at once (MaxConcurrencyPath).
+    let plan = &exec.calls("CreateTables")[0]["output"];
+    let loads_key = plan["batches"][0]["key"].as_str().unwrap();
+    let loads = exec.children_of(loads_key);
+    assert_eq!(loads.len(), TABLES);
+    assert!(loads.iter().all(|c| c["status"] == "SUCCEEDED"));
+    let run = &exec.report["map_runs"][0];
+    assert_eq!(run["max_concurrency"], 20, "{run}");
+    assert_eq!(run["max_running"], 20, "{run}");
+    assert_eq!(
+        exec.calls("LoadTable").len(),
+        TABLES,
+        "each table loaded once"
+    );
+
+    // The history of each execution, counted (run.mjs, after the HistoryEvent types): the parent's
+    // does not grow with the tables; each child's is the model's, and far from the limit.
+    let parent = exec.report["history_events"].as_u64().unwrap();
+    let batches = plan["batches"].as_array().unwrap().len() as u64;
+    assert!(
+        parent < 100 + 14 * batches,
+        "parent: {parent} events for {batches} batches"
+    );
+    let mut polls_of_child: BTreeMap<&str, u64> = BTreeMap::new();
+    for c in exec.report["invocations"].as_array().unwrap() {
+        if c["state"] == "GetStatementStatus" {
+            *polls_of_child
+                .entry(c["execution"].as_str().unwrap())
+                .or_default() += 1;
+        }
+    }
+    let mut most = 0;
+    for child in exec.children() {
+        let name = child["name"].as_str().unwrap();
+        let polls = polls_of_child[name];
+        let events = child["history_events"].as_u64().unwrap();
+        assert_eq!(events, child_events(polls), "{name}: {polls} polls");
+        most = most.max(polls);
+    }
+    assert!(
+        most >= 4,
+        "the slow transform was polled several rounds: {most}"
+    );
+    let counted = exec.report["max_child_history_events"].as_u64().unwrap();
+    assert!(parent <= HISTORY_LIMIT && counted <= HISTORY_LIMIT);
+    // The longest statement the poll loop allows (348 rounds, about 24 hours), every status call
+    // retried five times (three more events each), still fits a child's history.
+    assert!(child_events(348) + 349 * 5 * 3 <= HISTORY_LIMIT);
+    eprintln!(
+        "asl_exec: {TABLES} tables: parent {parent} history events, largest child {counted} \
+         ({most} polls), {:.1} s",
+        exec.seconds
+    );
+
+    // Every table loaded, by the journal and by its rows.
+    let journal = world.journal(run_id).await;
+    let loaded = journal
+        .iter()
+        .filter(|s| s.0.starts_with("load:") && s.1 == "succeeded")
+        .count();
+    assert_eq!(loaded, TABLES, "{:?}", &journal[..5]);
+    let db = etl_tests::client(&world.local).await;
+    let n: i64 = db
+        .query_one("select count(*) from bulk.t0999", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    assert_eq!(world.stack_status().await, StackStatus::NotFound, "deleted");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Cleanup that outlasts a rollback
+
+/// `tests/asl/cfn_proxy.py` in front of moto's CloudFormation, for one stack: plays a rollback
+/// that moto cannot (see the script). Ends with the test (its stdin closes).
+struct CfnProxy {
+    _child: tokio::process::Child,
+    endpoint: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl CfnProxy {
+    async fn start(world: &World, mode: &str, describes: u32) -> CfnProxy {
+        use tokio::io::AsyncBufReadExt as _;
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let mut child = tokio::process::Command::new("python3")
+            .arg(asl_dir().join("cfn_proxy.py"))
+            .arg("--upstream")
+            .arg(&world.env["AWS_ENDPOINT_URL"])
+            .arg("--stack")
+            .arg(&world.stack_name)
+            .args(["--mode", mode, "--describes"])
+            .arg(describes.to_string())
+            .arg("--log")
+            .arg(log.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("run python3 tests/asl/cfn_proxy.py");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.next_line().await.unwrap().expect("the proxy's port");
+        let port = ready.strip_prefix("ready ").expect("ready <port>");
+        CfnProxy {
+            _child: child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            log,
+        }
+    }
+
+    /// The statuses the proxy answered for the stack, in order.
+    fn answers(&self) -> Vec<String> {
+        std::fs::read_to_string(self.log.path())
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["answer"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+/// The statuses `GetDeleteStatus` read, in order.
+fn delete_statuses(exec: &Execution) -> Vec<String> {
+    exec.calls("GetDeleteStatus")
+        .iter()
+        .map(|c| {
+            c["output"]["status"]
+                .as_str()
+                .unwrap_or("(error)")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cleanup_waits_for_a_rollback_to_end_then_deletes_the_stack() {
+    runner_installed();
+    let Some(s3) =
+        moto::s3_test("asl_exec::the_cleanup_waits_for_a_rollback_to_end_then_deletes_the_stack")
+    else {
+        return;
+    };
+    let mut world = World::new(&s3, "rollback", |_, _| {}, |t| t).await;
+    // The stack's create fails: CloudFormation rolls it back for ten status checks (longer than
+    // a Task's retries, which gave up after about a minute), then it is ROLLBACK_COMPLETE.
+    let proxy = CfnProxy::start(&world, "rollback", 10).await;
+    world.env.insert(
+        "AWS_ENDPOINT_URL_CLOUDFORMATION".into(),
+        proxy.endpoint.clone(),
+    );
+    let exec = world
+        .execute("asl-rollback-1", &world.input(json!({})), |_| {})
+        .await;
+    assert_eq!(exec.status(), "FAILED", "{exec}");
+    assert_eq!(exec.error(), "EtlStackFailed", "{exec}");
+    assert!(exec.cause().contains("RollingBack"), "{exec}");
+    assert!(
+        !exec.cause().contains("bill") && !exec.cause().contains("cleanup"),
+        "the cleanup succeeded: nothing may still bill\n{exec}"
+    );
+    let seen = delete_statuses(&exec);
+    let rolling = seen.iter().take_while(|s| *s == "RollingBack").count();
+    assert!(rolling >= 6, "waited while it rolled back: {seen:?}");
+    assert_eq!(
+        seen[rolling], "Failed",
+        "ROLLBACK_COMPLETE, deletable: {seen:?}"
+    );
+    assert_eq!(seen.last().unwrap(), "NotFound", "{seen:?}");
+    assert_eq!(
+        exec.calls("RequestDelete").len(),
+        1,
+        "deletion requested once, after the rollback\n{exec}"
+    );
+    assert!(
+        exec.calls("RequestDelete")[0]["seq"].as_u64()
+            > exec.calls("GetDeleteStatus")[rolling]["seq"].as_u64(),
+        "{exec}"
+    );
+    exec.assert_went_through(&[
+        "CreateStack",
+        "GetCreateStatus",
+        "StackFailed",
+        "Cleanup",
+        "DeleteStackOnFailure",
+        "GetDeleteStatus",
+        "WaitDelete",
+        "RequestDelete",
+        "DeleteDone",
+        "JobFailed",
+    ]);
+    exec.assert_never(&["CleanupFailed", "GetStackOutputs", "StackStillExists"]);
+    assert!(proxy.answers().contains(&"ROLLBACK_COMPLETE".to_owned()));
+    assert_eq!(world.stack_status().await, StackStatus::NotFound, "deleted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cleanup_that_fails_says_a_cluster_may_bill_only_with_evidence() {
+    runner_installed();
+    let Some(s3) =
+        moto::s3_test("asl_exec::a_cleanup_that_fails_says_a_cluster_may_bill_only_with_evidence")
+    else {
+        return;
+    };
+    let mut world = World::new(&s3, "evidence", |_, _| {}, |t| t).await;
+
+    // 1. A rollback that never ends: the loop's bound (240 checks, 2 hours at 30 s) is reached;
+    //    the stack was seen existing, so the cause says that its cluster may still bill.
+    let stuck = CfnProxy::start(&world, "stuck", 0).await;
+    world.env.insert(
+        "AWS_ENDPOINT_URL_CLOUDFORMATION".into(),
+        stuck.endpoint.clone(),
+    );
+    let exec = world
+        .execute("asl-evidence-1", &world.input(json!({})), |c| {
+            c["wait_ms"] = json!(0);
+        })
+        .await;
+    assert_eq!(exec.status(), "FAILED", "{exec}");
+    assert_eq!(exec.error(), "EtlStackFailed", "the original error\n{exec}");
+    let seen = delete_statuses(&exec);
+    assert_eq!(seen.len(), 240, "bounded: {:?}", &seen[..3]);
+    assert!(seen.iter().all(|s| s == "RollingBack"));
+    assert!(
+        exec.calls("RequestDelete").is_empty(),
+        "never requested while rolling back"
+    );
+    let cause = exec.cause();
+    assert!(
+        cause.contains("[cleanup: deleting stack")
+            && cause.contains("EtlTimeout")
+            && cause.contains(r#"still exists (last seen: {"status":"RollingBack"})"#)
+            && cause.contains("may still bill"),
+        "{cause}"
+    );
+    exec.assert_went_through(&["DeleteTimedOut", "StackStillExists", "CleanupFailed"]);
+    drop(stuck);
+
+    // 2. A status that cannot be read at all: no evidence either way, and the cause says so.
+    //    (The stack from part 1 still stands in moto: delete it first.)
+    etl_lambda::stack::delete(
+        StackEvent {
+            stack_name: world.stack_name.clone(),
+        },
+        &world.resources(),
+    )
+    .await
+    .unwrap();
+    let unreadable = CfnProxy::start(&world, "unreadable", 1).await;
+    world.env.insert(
+        "AWS_ENDPOINT_URL_CLOUDFORMATION".into(),
+        unreadable.endpoint.clone(),
+    );
+    let exec = world
+        .execute("asl-evidence-2", &world.input(json!({})), |_| {})
+        .await;
+    assert_eq!(exec.status(), "FAILED", "{exec}");
+    assert_eq!(
+        exec.error(),
+        "EtlRetryable",
+        "throttled past the retries\n{exec}"
+    );
+    let cause = exec.cause();
+    assert!(
+        cause.contains("whether stack") && cause.contains("still exists is unknown"),
+        "{cause}"
+    );
+    assert!(
+        !cause.contains("may still bill"),
+        "no evidence of a cluster: {cause}"
+    );
+    exec.assert_went_through(&["DeleteStackOnFailure", "StackStateUnknown", "CleanupFailed"]);
+    assert!(unreadable.answers().iter().any(|a| a == "Throttling"));
 }

@@ -11,15 +11,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use etl_core::aws::stack::StackStatus;
-use etl_core::steps::TableRef;
 use etl_core::track::Handle;
 use etl_lambda::job::{
-    self, CreateTablesEvent, CreateTablesOutput, LoadTableEvent, StatementHandle, StatusEvent,
-    StatusOutput, SubmitEvent, SubmitStep,
+    self, Batch, CreateTablesEvent, CreateTablesOutput, LoadTableEvent, PlanItem, StatementHandle,
+    StatusEvent, StatusOutput, StatusRequest, SubmitEvent, SubmitStep,
 };
 use etl_lambda::stack::{self, CreateEvent, CreateOutput, DeleteOutput, JobRef, StackEvent};
 use etl_lambda::{ErrorName, HandlerError, Resources, Settings, WarehouseAddress};
-use etl_tests::aws::{asl_functions, create_secret, list, put};
+use etl_tests::aws::{asl_functions, create_secret, get, list, put};
 use etl_tests::moto::{self, S3Env};
 use serde_json::{Value, json};
 
@@ -40,7 +39,7 @@ fn as_event(binary: &str, event: Value) -> Result<Value, serde_json::Error> {
         "etl-create-tables" => round::<CreateTablesEvent>(event),
         "etl-load-table" => round::<LoadTableEvent>(event),
         "etl-submit" => round::<SubmitEvent>(event),
-        "etl-statement-status" => round::<StatusEvent>(event),
+        "etl-statement-status" => round::<StatusRequest>(event),
         other => panic!("no handler for {other}"),
     }
 }
@@ -76,13 +75,15 @@ fn sample_output(binary: &str) -> Value {
         }),
         "etl-stack-delete" => serde_json::to_value(DeleteOutput { deleting: true }),
         "etl-create-tables" => serde_json::to_value(CreateTablesOutput {
-            tables: vec![TableRef {
-                schema: "staging".into(),
-                table: "usage".into(),
-                index: 0,
-            }],
-            transform_count: 2,
             run_id: "exec-1".into(),
+            tables: 1,
+            transform_count: 2,
+            bucket: "jobs".into(),
+            batches: vec![Batch {
+                key: "runs/exec-1/plan/batch-0000.json".into(),
+                label: "load of 1 table".into(),
+                items: 1,
+            }],
         }),
         "etl-load-table" | "etl-submit" => serde_json::to_value(sample_handle()),
         "etl-statement-status" => serde_json::to_value(StatusOutput {
@@ -90,6 +91,7 @@ fn sample_output(binary: &str) -> Value {
             rows: None,
             sqlstate: None,
             message: None,
+            step: None,
         }),
         other => panic!("no handler for {other}"),
     };
@@ -250,9 +252,17 @@ fn asl_tasks_and_handlers_agree() {
     .unwrap();
     let functions = asl_functions();
     let plan = sample_output("etl-create-tables");
+    // A transform statement: every Task of the child takes it (LoadTable reads only its index;
+    // SubmitStatement, which CheckItem reaches for transforms and the unload, also its step).
+    let item = serde_json::to_value(PlanItem {
+        step: "transform".into(),
+        index: 0,
+        name: "transform statement 1 of 2".into(),
+    })
+    .unwrap();
     let context = json!({
         "Execution": {"Name": "exec-1"},
-        "Map": {"Item": {"Value": plan["tables"][0].clone(), "Index": 0}},
+        "Map": {"Item": {"Value": item, "Index": 0}},
     });
     // The state after Normalize, plus the Pass states' fields the Tasks read.
     let top = json!({
@@ -261,14 +271,15 @@ fn asl_tasks_and_handlers_agree() {
         "cluster": {"stack_name": "etl-redshift", "if_exists": "reuse", "delete_on_success": true, "delete_on_failure": true},
         "run_id": "exec-1",
         "stack": {"created": true},
-        "transform": {"index": 0, "count": 2},
-        "poll": {"count": 0},
+        "batch": {"index": 0, "count": 1, "current": plan["batches"][0].clone()},
+        "delete": {"then": "failed", "count": 0, "requests": 0, "last": {"status": "Unknown"}},
     });
     let states = asl["States"].as_object().unwrap();
     let mut checked = check_scope(states, top.clone(), &context, &functions);
 
-    // The Map: its ItemSelector makes each iteration's state from the top state (with the plan).
-    let map = &states["LoadTables"];
+    // The Distributed Map: its ItemReader reads a batch that etl-create-tables wrote, and its
+    // ItemSelector makes each child execution's input from the top state and one item.
+    let map = &states["RunBatch"];
     let mut top_with_plan = top;
     write_path(&mut top_with_plan, "$.plan", plan.clone());
     write_path(
@@ -276,20 +287,24 @@ fn asl_tasks_and_handlers_agree() {
         "$.warehouse",
         sample_output("etl-stack-outputs"),
     );
-    let items = read_path(&top_with_plan, &context, map["ItemsPath"].as_str().unwrap()).unwrap();
-    assert!(items.is_array(), "ItemsPath reads the plan's table list");
+    let reader = evaluate(&map["ItemReader"]["Parameters"], &top_with_plan, &context);
+    assert_eq!(
+        reader,
+        json!({"Bucket": plan["bucket"], "Key": plan["batches"][0]["key"]}),
+        "the ItemReader reads the batch etl-create-tables wrote"
+    );
     let item_state = evaluate(&map["ItemSelector"], &top_with_plan, &context);
     let inner = map["ItemProcessor"]["States"].as_object().unwrap();
     checked += check_scope(inner, item_state.clone(), &context, &functions);
-    // Inside the Map, `$.table.*` comes from an entry of etl-create-tables' `tables`.
-    let mut table_paths = BTreeSet::new();
+    // Inside the child, `$.item.*` comes from an item of a batch.
+    let mut item_paths = BTreeSet::new();
     for s in inner.values() {
-        read_paths(s, &mut table_paths);
+        read_paths(s, &mut item_paths);
     }
-    for p in table_paths.iter().filter(|p| p.starts_with("$.table.")) {
+    for p in item_paths.iter().filter(|p| p.starts_with("$.item.")) {
         assert!(
             read_path(&item_state, &context, p).is_some(),
-            "the Map reads {p} from a table entry"
+            "the child reads {p} from a plan item"
         );
         checked += 1;
     }
@@ -714,23 +729,35 @@ async fn job_functions_run_the_demo_on_postgres() {
 
     let plan = job::create_tables(tables_event(), &res).await.unwrap();
     assert_eq!(plan.run_id, run_id);
-    let names: Vec<(&str, &str, usize)> = plan
-        .tables
-        .iter()
-        .map(|t| (t.schema.as_str(), t.table.as_str(), t.index))
-        .collect();
-    assert_eq!(names.len(), 3, "{names:?}");
-    assert!(
-        names.iter().enumerate().all(|(i, t)| t.2 == i),
-        "indexes are positions: {names:?}"
-    );
+    assert_eq!(plan.tables, 3, "{plan:?}");
     assert!(plan.transform_count >= 2, "{plan:?}");
+    assert_eq!(plan.batches.len(), 1 + plan.transform_count + 1, "{plan:?}");
+    // The batches: JSON arrays under ETL_RUNS_URL<run_id>/plan/, the loads first.
+    let batch = |n: usize| {
+        let url = format!("s3://{}/{}", plan.bucket, plan.batches[n].key);
+        assert!(
+            url.starts_with(&format!("s3://lambda-demo/runs/{run_id}/plan/")),
+            "{url}"
+        );
+        url
+    };
+    let items: Vec<PlanItem> = serde_json::from_slice(&get(&batch(0)).await).unwrap();
+    assert_eq!(items.len(), 3, "{items:?}");
+    assert!(
+        items
+            .iter()
+            .enumerate()
+            .all(|(i, t)| t.index == i && t.step == "load"),
+        "indexes are positions: {items:?}"
+    );
+    let last: Vec<PlanItem> =
+        serde_json::from_slice(&get(&batch(plan.batches.len() - 1)).await).unwrap();
+    assert_eq!((last[0].step.as_str(), last[0].index), ("unload", 0));
     // Safe to run twice.
     assert_eq!(
         job::create_tables(tables_event(), &res).await.unwrap(),
         plan
     );
-
     let db = etl_tests::client(&local).await;
     let load_event = |i| LoadTableEvent {
         manifest: manifest.clone(),
@@ -739,15 +766,16 @@ async fn job_functions_run_the_demo_on_postgres() {
         table_index: i,
     };
     let mut loaded = Vec::new();
-    for t in &plan.tables {
+    for t in &items {
         let handle = job::load_table(load_event(t.index), &res).await.unwrap();
         assert!(handle.statement.step_id.starts_with("load:"), "{handle:?}");
         let status = wait_final(&res, &handle, &warehouse).await;
         assert_eq!(status.state, "Succeeded", "{t:?}: {status:?}");
+        let (schema, table) = t.name.split_once('.').unwrap();
         let qualified = format!(
             "{}.{}",
-            etl_core::sql::quote_ident(&t.schema),
-            etl_core::sql::quote_ident(&t.table)
+            etl_core::sql::quote_ident(schema),
+            etl_core::sql::quote_ident(table)
         );
         let n = count(&db, &format!("select count(*) from {qualified}")).await;
         assert!(

@@ -44,10 +44,17 @@ pub enum StackStatus {
     Updating,
     /// `DELETE_IN_PROGRESS`.
     Deleting,
+    /// `ROLLBACK_IN_PROGRESS`, `IMPORT_ROLLBACK_IN_PROGRESS`: a create (or import) failed and
+    /// CloudFormation is deleting what it had built — for a cluster, as long as a deletion takes.
+    /// It refuses `DeleteStack` until the rollback ends (then `ROLLBACK_COMPLETE`, [`Failed`]).
+    ///
+    /// [`Failed`]: StackStatus::Failed
+    RollingBack,
     /// `DELETE_COMPLETE` (only seen when a stack is described by its id).
     Deleted,
-    /// Failed: `CREATE_FAILED`, `ROLLBACK_*`, `DELETE_FAILED`, `UPDATE_FAILED`,
-    /// `UPDATE_ROLLBACK_FAILED`, `IMPORT_ROLLBACK_*`, or a status this version does not know.
+    /// Failed: `CREATE_FAILED`, `ROLLBACK_COMPLETE`, `ROLLBACK_FAILED`, `DELETE_FAILED`,
+    /// `UPDATE_FAILED`, `UPDATE_ROLLBACK_FAILED`, `IMPORT_ROLLBACK_COMPLETE`,
+    /// `IMPORT_ROLLBACK_FAILED`, or a status this version does not know.
     Failed {
         /// Why: the first failed resource's reason, else the stack's status reason, else the status.
         reason: String,
@@ -77,8 +84,8 @@ impl StackStatus {
             | "IMPORT_IN_PROGRESS" => StackStatus::Updating,
             "DELETE_IN_PROGRESS" => StackStatus::Deleting,
             "DELETE_COMPLETE" => StackStatus::Deleted,
+            "ROLLBACK_IN_PROGRESS" | "IMPORT_ROLLBACK_IN_PROGRESS" => StackStatus::RollingBack,
             "CREATE_FAILED"
-            | "ROLLBACK_IN_PROGRESS"
             | "ROLLBACK_COMPLETE"
             | "ROLLBACK_FAILED"
             | "DELETE_FAILED"
@@ -98,6 +105,7 @@ impl StackStatus {
             StackStatus::Updating => "Updating",
             StackStatus::Deleting => "Deleting",
             StackStatus::Deleted => "Deleted",
+            StackStatus::RollingBack => "RollingBack",
             StackStatus::Failed { .. } => "Failed",
         }
     }
@@ -141,7 +149,7 @@ pub fn decide(status: &StackStatus, if_exists: IfExists) -> Action {
     match (status, if_exists) {
         (StackStatus::NotFound | StackStatus::Deleted, _) => Action::Create,
         (StackStatus::Deleting, _) => Action::WaitThenCreate,
-        (StackStatus::Failed { .. }, _) => Action::DeleteThenCreate,
+        (StackStatus::Failed { .. } | StackStatus::RollingBack, _) => Action::DeleteThenCreate,
         (
             StackStatus::Ready | StackStatus::Creating | StackStatus::Updating,
             IfExists::Recreate,
@@ -726,13 +734,13 @@ mod tests {
             ("DELETE_IN_PROGRESS", "Deleting"),
             ("DELETE_COMPLETE", "Deleted"),
             ("CREATE_FAILED", "Failed"),
-            ("ROLLBACK_IN_PROGRESS", "Failed"),
+            ("ROLLBACK_IN_PROGRESS", "RollingBack"),
             ("ROLLBACK_COMPLETE", "Failed"),
             ("ROLLBACK_FAILED", "Failed"),
             ("DELETE_FAILED", "Failed"),
             ("UPDATE_FAILED", "Failed"),
             ("UPDATE_ROLLBACK_FAILED", "Failed"),
-            ("IMPORT_ROLLBACK_IN_PROGRESS", "Failed"),
+            ("IMPORT_ROLLBACK_IN_PROGRESS", "RollingBack"),
             ("IMPORT_ROLLBACK_FAILED", "Failed"),
             ("IMPORT_ROLLBACK_COMPLETE", "Failed"),
             ("SOMETHING_NEW", "Failed"),
