@@ -49,6 +49,7 @@ pub mod aws;
 pub mod cluster;
 pub mod error;
 pub mod exec;
+pub mod init;
 pub mod job;
 pub mod journal;
 pub mod load;

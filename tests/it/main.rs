@@ -8,6 +8,7 @@ mod compat;
 mod copy_conformance;
 mod demo_check;
 mod hostile;
+mod init;
 mod lambda;
 mod rehearsal_sql;
 mod run;
