@@ -93,7 +93,9 @@ fn write_gz(path: &Path, data: &[u8]) {
 
 /// `etl run --json` against `url`; returns the report.
 fn run_job(url: &str, job: &Path) -> Value {
-    let out = run(etl().args(["run", "--json", "--database-url", url]).arg(job));
+    let out = run(etl()
+        .args(["run", "--json", "--database-url", url])
+        .arg(job));
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(
@@ -140,7 +142,10 @@ fn hive_ddl_becomes_a_manifest_field_by_field() {
     let dir = tempfile::tempdir().unwrap();
     let ddl = fixture("warehouse.sql");
     let ddl = ddl.to_str().unwrap();
-    let err = ok(&init_in(dir.path(), &["--from-hive", ddl, "-o", "job.json"]));
+    let err = ok(&init_in(
+        dir.path(),
+        &["--from-hive", ddl, "-o", "job.json"],
+    ));
     let job = read_json(&dir.path().join("job.json"));
     assert_eq!(job["name"], "warehouse");
     assert_eq!(job["input"], "data/");
@@ -281,14 +286,14 @@ fn malformed_ddl_is_refused_with_line_and_column() {
     let err = String::from_utf8_lossy(&out.stderr);
     for needle in [
         "line 3, column 35: expected a column type, found ')'",
-        "line 4, column 56: expected a table clause",
+        "line 4, column 65: expected BY, found '('",
         "line 5, column 1: table orc_table: STORED AS ORC files are not delimited text",
         "line 6, column 30: table nested, column tags: ARRAY<string> has no Redshift column type",
         "line 6, column 50: table nested, column attrs: MAP<string,int> has no Redshift column type",
-        "line 7, column 28: table too_precise, column amount: DECIMAL(40,2) is outside Redshift's DECIMAL",
+        "line 7, column 27: table too_precise, column amount: DECIMAL(40,2) is outside Redshift's DECIMAL",
         "line 8, column 1: expected CREATE TABLE (or USE db), found \"select\"",
         "line 9, column 1: table csv_json: the SerDe org.apache.hive.hcatalog.data.JsonSerDe",
-        "line 12, column 1: expected ',' or ')' after column name, found the end of the text",
+        "line 11, column 43: expected ',' or ')' after column name, found the end of the text",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
@@ -296,17 +301,24 @@ fn malformed_ddl_is_refused_with_line_and_column() {
     // With --complex-as-varchar the nested table is mapped, the others are still refused.
     let out = init_in(
         dir.path(),
-        &[
-            "--from-hive",
-            ddl.to_str().unwrap(),
-            "--complex-as-varchar",
-        ],
+        &["--from-hive", ddl.to_str().unwrap(), "--complex-as-varchar"],
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
     assert!(!err.contains("column tags"), "{err}");
     assert!(err.contains("line 5, column 1"), "{err}");
 }
+
+const ORDERS: [(&str, &[u8]); 2] = [
+    (
+        "dt=2024-01-01/000000_0",
+        b"order_id|customer_id|note|amount\n10|1|pipe \\| inside|19.99\n11|2||5.00\n",
+    ),
+    (
+        "dt=2024-01-02/000000_0",
+        b"order_id|customer_id|note|amount\n12|3|back\\\\slash|0.01\n",
+    ),
+];
 
 /// Files as Hive writes them for the tables of warehouse.sql.
 fn hive_files(data: &Path) {
@@ -320,14 +332,9 @@ fn hive_files(data: &Path) {
         )
         .as_bytes(),
     );
-    write_gz(
-        &data.join("orders_v2/dt=2024-01-01/000000_0.gz"),
-        b"order_id|customer_id|note|amount\n10|1|pipe \\| inside|19.99\n11|2||5.00\n",
-    );
-    write_gz(
-        &data.join("orders_v2/dt=2024-01-02/000000_0.gz"),
-        b"order_id|customer_id|note|amount\n12|3|back\\\\slash|0.01\n",
-    );
+    for (name, text) in ORDERS {
+        write(&data.join("orders_v2").join(name), text);
+    }
     write(
         &data.join("clicks/part-00000"),
         b"s1\thttp://x/?q=a\\\tb\t120\ns2\tNULL\tNULL\n",
@@ -352,7 +359,10 @@ async fn a_manifest_from_hive_ddl_loads_hive_files() {
     hive_files(&dir.path().join("data"));
     let ddl = fixture("warehouse.sql");
     let ddl = ddl.to_str().unwrap();
-    ok(&init_in(dir.path(), &["--from-hive", ddl, "-o", "job.json"]));
+    ok(&init_in(
+        dir.path(),
+        &["--from-hive", ddl, "-o", "job.json"],
+    ));
     let job = dir.path().join("job.json");
     // The project's own validation and plans accept it.
     for args in [
@@ -419,7 +429,12 @@ async fn a_manifest_from_hive_ddl_loads_hive_files() {
     assert_eq!(titles, ["Summer; sale", "He said \"hi\""]);
 
     // With the files as a sample, the STRING lengths come from the data (plus headroom) and the
-    // compression from the files' first bytes; every sampled row loads.
+    // compression from the files' first bytes (the orders now gzipped); every sampled row loads.
+    for (name, text) in ORDERS {
+        let plain = dir.path().join("data/orders_v2").join(name);
+        std::fs::remove_file(&plain).unwrap();
+        write_gz(&plain.with_extension("gz"), text);
+    }
     let err = ok(&init_in(
         dir.path(),
         &[
@@ -439,7 +454,7 @@ async fn a_manifest_from_hive_ddl_loads_hive_files() {
     assert_eq!(type_list(customers)[8], "varchar(16)", "{err}");
     let orders = table(&sampled, "sampled", "orders");
     assert_eq!(format_of(&sampled, orders)["compression"], "gzip");
-    assert_eq!(type_list(orders)[2], "varchar(24)"); // 15 bytes sampled, VARCHAR(100) allowed 400
+    assert_eq!(type_list(orders)[2], "varchar(24)"); // 13 bytes sampled; VARCHAR(100) allowed 400
     loads_with_no_rejects(&run_job(&url, &dir.path().join("sampled.json")));
     assert_eq!(
         catalog(&c, "sampled", "customers").await[8].1,
@@ -476,7 +491,7 @@ async fn the_demo_files_get_a_manifest_that_loads_them() {
     let demo = read_json(&repo_root().join("examples/recommendations/job.json"));
     // The format the demo's manifest names, found in the files.
     let usage = table(&job, "staging", "usage");
-    let f = format_of(&job, usage);
+    let f = format_of(&job, table(&job, "staging", "billing"));
     assert_eq!(f["delimiter"], "|", "{err}");
     assert_eq!(f["ignoreheader"], 1, "{err}");
     assert_eq!(f["removequotes"], true, "{err}");
@@ -542,7 +557,10 @@ async fn every_inferred_type_loads_with_no_rejected_rows() {
         ));
     }
     write_gz(&dir.path().join("data/kinds.txt.gz"), text.as_bytes());
-    let err = ok(&init_in(dir.path(), &["--sample", "data", "-o", "job.json"]));
+    let err = ok(&init_in(
+        dir.path(),
+        &["--sample", "data", "-o", "job.json"],
+    ));
     let job = read_json(&dir.path().join("job.json"));
     let kinds = table(&job, "public", "kinds");
     assert_eq!(
@@ -592,7 +610,11 @@ async fn every_inferred_type_loads_with_no_rejected_rows() {
         dir.path(),
         &["--sample", "data", "--rows", "50", "-o", "part.json"],
     ));
-    let part = types(table(&read_json(&dir.path().join("part.json")), "public", "kinds"));
+    let part = types(table(
+        &read_json(&dir.path().join("part.json")),
+        "public",
+        "kinds",
+    ));
     assert!(part.iter().all(|(_, _, nullable)| *nullable), "{err}");
     assert!(err.contains("the --rows limit"), "{err}");
 }
@@ -605,9 +627,16 @@ async fn a_hostile_sample_gets_the_documented_behaviour() {
         &dir.path().join("mixed/t.txt"),
         b"id|mixed\n1|12\n2|abc\n3|4.5\n",
     );
-    let err = ok(&init_in(dir.path(), &["--sample", "mixed", "-o", "mixed.json"]));
+    let err = ok(&init_in(
+        dir.path(),
+        &["--sample", "mixed", "-o", "mixed.json"],
+    ));
     assert_eq!(
-        type_list(table(&read_json(&dir.path().join("mixed.json")), "public", "t")),
+        type_list(table(
+            &read_json(&dir.path().join("mixed.json")),
+            "public",
+            "t"
+        )),
         ["smallint", "varchar(16)"]
     );
     assert!(
@@ -629,11 +658,27 @@ async fn a_hostile_sample_gets_the_documented_behaviour() {
     write(&dir.path().join("long/t.txt"), text.as_bytes());
     let err = ok(&init_in(
         dir.path(),
-        &["--sample", "long", "--rows", "50", "-o", "long.json"],
+        &[
+            "--sample",
+            "long",
+            "--schema",
+            "long",
+            "--rows",
+            "50",
+            "-o",
+            "long.json",
+        ],
     ));
     let long = read_json(&dir.path().join("long.json"));
-    assert_eq!(type_list(table(&long, "public", "t"))[1], "varchar(24)", "{err}");
-    assert!(err.contains("text of up to 10 byte(s), plus headroom"), "{err}");
+    assert_eq!(
+        type_list(table(&long, "long", "t"))[1],
+        "varchar(24)",
+        "{err}"
+    );
+    assert!(
+        err.contains("text of up to 10 byte(s), plus headroom"),
+        "{err}"
+    );
     let local = server().await;
     let url = local.url();
     let report = run_job(&url, &dir.path().join("long.json"));
@@ -642,7 +687,7 @@ async fn a_hostile_sample_gets_the_documented_behaviour() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["id"] == "load:public.t")
+        .find(|s| s["id"] == "load:long.t")
         .unwrap()["load_errors"][0];
     assert_eq!(load["code"], 1204, "{load:#}");
     assert_eq!(load["line"], 92, "{load:#}");
@@ -660,7 +705,10 @@ async fn a_hostile_sample_gets_the_documented_behaviour() {
         &dir.path().join("latin/t.txt"),
         b"id|name\n1|cafe\n2|caf\xe9\n3|tea\n",
     );
-    let err = ok(&init_in(dir.path(), &["--sample", "latin", "-o", "latin.json"]));
+    let err = ok(&init_in(
+        dir.path(),
+        &["--sample", "latin", "--schema", "latin", "-o", "latin.json"],
+    ));
     assert!(
         err.contains("not valid UTF-8 (first at t.txt:3)")
             && err.contains("\"acceptinvchars\": true")
@@ -673,7 +721,7 @@ async fn a_hostile_sample_gets_the_documented_behaviour() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["id"] == "load:public.t")
+        .find(|s| s["id"] == "load:latin.t")
         .unwrap()["load_errors"][0];
     assert_eq!(load["code"], 1220, "{load:#}");
     assert_eq!(load["line"], 3);
@@ -683,7 +731,7 @@ async fn a_hostile_sample_gets_the_documented_behaviour() {
     loads_with_no_rejects(&run_job(&url, &dir.path().join("latin.json")));
     let c = client(&local).await;
     let name: String = c
-        .query_one("select name from public.t where id = 2", &[])
+        .query_one("select name from latin.t where id = 2", &[])
         .await
         .unwrap()
         .get(0);

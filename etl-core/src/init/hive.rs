@@ -172,6 +172,8 @@ pub struct HiveTable {
     pub name: String,
     /// Where the statement starts.
     pub line: usize,
+    /// Where the statement starts.
+    pub column: usize,
     /// Columns, in file order.
     pub columns: Vec<HiveColumn>,
     /// `PARTITIONED BY` columns: in the directory names, not in the files.
@@ -216,7 +218,10 @@ impl HiveTable {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
     /// A word or a backquoted name (`quoted`).
-    Word { text: String, quoted: bool },
+    Word {
+        text: String,
+        quoted: bool,
+    },
     Str(String),
     Num(String),
     Sym(char),
@@ -362,7 +367,8 @@ fn lex(text: &str) -> Result<Vec<Token>, DdlError> {
             });
         } else if c.is_alphanumeric() || c == '_' || c == '$' {
             let mut s = String::new();
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
             {
                 s.push(chars[i]);
                 bump!();
@@ -419,7 +425,8 @@ fn unescape(raw: &str) -> String {
             && c[i + 2].is_digit(8)
             && c[i + 3].is_digit(8)
         {
-            let v = (c[i + 1] as u32 - 48) * 64 + (c[i + 2] as u32 - 48) * 8 + (c[i + 3] as u32 - 48);
+            let v =
+                (c[i + 1] as u32 - 48) * 64 + (c[i + 2] as u32 - 48) * 8 + (c[i + 3] as u32 - 48);
             out.push(char::from_u32(v).unwrap_or('\u{fffd}'));
             i += 4;
             continue;
@@ -543,7 +550,9 @@ impl<'t> Parser<'t> {
     fn number(&mut self, what: &str) -> PResult<u32> {
         match self.peek().map(|t| &t.tok) {
             Some(Tok::Num(n)) => {
-                let v = n.parse().or_else(|_| self.err(format!("{what} {n} is too large")))?;
+                let v = n
+                    .parse()
+                    .or_else(|_| self.err(format!("{what} {n} is too large")))?;
                 self.pos += 1;
                 Ok(v)
             }
@@ -643,7 +652,10 @@ impl<'t> Parser<'t> {
                 let mut depth = 1;
                 while depth > 0 {
                     let Some(t) = self.peek() else {
-                        return self.err(format!("{} type is not closed with '>'", lower.to_uppercase()));
+                        return self.err(format!(
+                            "{} type is not closed with '>'",
+                            lower.to_uppercase()
+                        ));
                     };
                     self.pos += 1;
                     match &t.tok {
@@ -657,7 +669,10 @@ impl<'t> Parser<'t> {
                         }
                         Tok::Sym(';') => {
                             self.pos -= 1;
-                            return self.err(format!("{} type is not closed with '>'", lower.to_uppercase()));
+                            return self.err(format!(
+                                "{} type is not closed with '>'",
+                                lower.to_uppercase()
+                            ));
                         }
                         Tok::Sym(c) => text.push(*c),
                         Tok::Word { text: w, .. } => text.push_str(w),
@@ -755,7 +770,7 @@ impl<'t> Parser<'t> {
     }
 
     fn create_table(&mut self, database: &Option<String>) -> PResult<HiveTable> {
-        let line = self.at().0;
+        let (line, column) = self.at();
         self.expect_kw("create")?;
         self.eat_kw("temporary");
         let external = self.eat_kw("external");
@@ -791,6 +806,7 @@ impl<'t> Parser<'t> {
             database: db.map(|d| d.to_lowercase()),
             name: name.to_lowercase(),
             line,
+            column,
             columns,
             partitions: Vec::new(),
             comment: None,
@@ -849,7 +865,9 @@ impl<'t> Parser<'t> {
                 text.push_str(&format!(" INTO {n} BUCKETS"));
                 t.bucketing = Some(text);
             } else if self.is_kw("skewed") {
-                return self.err("SKEWED BY is not read; remove it (it does not change the files' format)");
+                return self.err(
+                    "SKEWED BY is not read; remove it (it does not change the files' format)",
+                );
             } else if self.is_kw("row") {
                 once(self, "ROW FORMAT")?;
                 self.pos += 1;
@@ -863,8 +881,14 @@ impl<'t> Parser<'t> {
                         t.serde_properties.extend(self.properties()?);
                     }
                 } else if self.eat_kw("delimited") {
-                    let (mut fields, mut escaped, mut collection, mut map_keys, mut lines, mut null) =
-                        (None, None, None, None, None, None);
+                    let (
+                        mut fields,
+                        mut escaped,
+                        mut collection,
+                        mut map_keys,
+                        mut lines,
+                        mut null,
+                    ) = (None, None, None, None, None, None);
                     loop {
                         if self.eat_kw("fields") {
                             self.expect_kw("terminated")?;
@@ -977,7 +1001,10 @@ pub fn parse(text: &str) -> (Vec<HiveTable>, Vec<DdlError>) {
             p.ident("a database name").and_then(|(db, _)| {
                 database = Some(db.to_lowercase());
                 if p.peek().is_some() && !p.eat_sym(';') {
-                    p.err(format!("expected ';' after USE {db}, found {}", p.describe()))
+                    p.err(format!(
+                        "expected ';' after USE {db}, found {}",
+                        p.describe()
+                    ))
                 } else {
                     Ok(())
                 }

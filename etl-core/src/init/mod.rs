@@ -123,7 +123,13 @@ fn name_of(raw: &str, fallback: &str) -> String {
         .trim()
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_whitespace() || c.is_control() { '_' } else { c })
+        .map(|c| {
+            if c.is_whitespace() || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     if s.is_empty() || Ident::new(s.clone()).is_err() {
         fallback.to_owned()
@@ -145,7 +151,11 @@ fn job_name(raw: &str) -> String {
         })
         .collect();
     let s = s.trim_matches('-').to_owned();
-    if s.is_empty() { "hive-import".into() } else { s }
+    if s.is_empty() {
+        "hive-import".into()
+    } else {
+        s
+    }
 }
 
 /// How a delimiter is written in the manifest: the character, or octal `\ddd` when it is not a
@@ -202,17 +212,10 @@ fn spec_diff(job: &FormatSpec, table: &FormatSpec) -> Option<FormatSpec> {
             diff.insert(k.clone(), v.clone());
         }
     }
-    // A field set for the job but not for the table (quote, fillrecord) falls back to its default.
-    for k in j.keys() {
-        if !t.contains_key(k) {
-            match k.as_str() {
-                "fillrecord" => {
-                    diff.insert(k.clone(), serde_json::Value::Bool(false));
-                }
-                "quote" => {}
-                _ => {}
-            }
-        }
+    // FILLRECORD set for the job but not for the table is turned off again (a quote only applies
+    // with CSV, which the table sets).
+    if j.contains_key("fillrecord") && !t.contains_key("fillrecord") {
+        diff.insert("fillrecord".into(), serde_json::Value::Bool(false));
     }
     if diff.is_empty() {
         None
@@ -414,7 +417,7 @@ fn hive_format(t: &HiveTable, report: &mut Vec<String>, check: &mut Vec<String>)
             if matches!(f.delimiter, b'\n' | b'\r') {
                 return Err(bad("a line break cannot be the field delimiter".into()));
             }
-            if d.parse::<i8>().is_ok() && d.len() > 0 && d != &(f.delimiter as char).to_string() {
+            if d.parse::<i8>().is_ok() && *d != (f.delimiter as char).to_string() {
                 check.push(format!(
                     "the field delimiter is written {d:?}: Hive reads a number as that byte value \
                      (LazySerDeParameters.getByte), so the delimiter is {}",
@@ -425,7 +428,11 @@ fn hive_format(t: &HiveTable, report: &mut Vec<String>, check: &mut Vec<String>)
         report.push(format!(
             "LazySimpleSerDe: fields delimited by {}{}",
             shown_byte(f.delimiter),
-            if delim.is_none() { " (no delimiter given: Hive's default)" } else { "" }
+            if delim.is_none() {
+                " (no delimiter given: Hive's default)"
+            } else {
+                ""
+            }
         ));
         if let Some(e) = escaped.or_else(|| prop("escape.delim")) {
             let b = hive_byte(&e).map_err(|e| bad(format!("escape character {e}")))?;
@@ -437,8 +444,7 @@ fn hive_format(t: &HiveTable, report: &mut Vec<String>, check: &mut Vec<String>)
             }
             f.escape = true;
             report.push("ESCAPED BY '\\\\': ESCAPE".into());
-            if t
-                .property("serialization.escape.crlf")
+            if t.property("serialization.escape.crlf")
                 .is_some_and(|v| v.eq_ignore_ascii_case("true"))
             {
                 check.push(
@@ -480,7 +486,10 @@ fn hive_format(t: &HiveTable, report: &mut Vec<String>, check: &mut Vec<String>)
             match t.property(k) {
                 None => Ok(default),
                 Some(v) => {
-                    let c = v.chars().next().ok_or_else(|| bad(format!("{k} is empty")))?;
+                    let c = v
+                        .chars()
+                        .next()
+                        .ok_or_else(|| bad(format!("{k} is empty")))?;
                     if !c.is_ascii() || c == '\0' {
                         return Err(bad(format!("{k} {c:?} is not an ASCII character")));
                     }
@@ -645,10 +654,7 @@ fn dir_table(
 
 /// The files of a DDL table in the sample folder: `<location's last folder>/`, `<table>/` or
 /// `<table>.*`.
-fn find_sample(
-    root: &Path,
-    t: &HiveTable,
-) -> Result<Option<(Vec<SampleFile>, serde_json::Value)>> {
+fn find_sample(root: &Path, t: &HiveTable) -> Result<Option<(Vec<SampleFile>, serde_json::Value)>> {
     let mut names = Vec::new();
     if let Some(loc) = &t.location
         && let Some(last) = loc.trim_end_matches('/').rsplit('/').next()
@@ -758,7 +764,9 @@ fn detect_format(head: &[u8], report: &mut Vec<String>, check: &mut Vec<String>)
     let mut best: Option<(u8, usize, usize)> = None; // (delimiter, lines agreeing, separators)
     for d in [0x01u8, b'\t', b'|', b',', b';'] {
         let counts: Vec<usize> = lines.iter().map(|l| count(d, l)).collect();
-        let Some(&first) = counts.first() else { continue };
+        let Some(&first) = counts.first() else {
+            continue;
+        };
         if first == 0 {
             continue;
         }
@@ -802,9 +810,12 @@ fn detect_format(head: &[u8], report: &mut Vec<String>, check: &mut Vec<String>)
                 quoted += 1;
             }
         }
-        doubled |= l.windows(2).any(|w| w == b"\"\"") && l.iter().filter(|&&b| b == b'"').count() > 2;
+        doubled |=
+            l.windows(2).any(|w| w == b"\"\"") && l.iter().filter(|&&b| b == b'"').count() > 2;
         backslash_quote |= l.windows(2).any(|w| w == b"\\\"");
-        escaped_delim |= l.windows(2).any(|w| w[0] == b'\\' && (w[1] == d || w[1] == b'\\'));
+        escaped_delim |= l
+            .windows(2)
+            .any(|w| w[0] == b'\\' && (w[1] == d || w[1] == b'\\'));
     }
     if quoted > 0 {
         if d == b',' && !backslash_quote || doubled && !backslash_quote {
@@ -820,7 +831,8 @@ fn detect_format(head: &[u8], report: &mut Vec<String>, check: &mut Vec<String>)
     }
     if f.csv_quote.is_none() && (escaped_delim || backslash_quote) {
         f.escape = true;
-        report.push("backslash escapes (\\ before the delimiter, a quote or itself): ESCAPE".into());
+        report
+            .push("backslash escapes (\\ before the delimiter, a quote or itself): ESCAPE".into());
     }
     f
 }
@@ -862,12 +874,7 @@ fn column_line(name: &str, ty: &ColumnType, nullable: bool, why: &str) -> String
 }
 
 /// Samples a table and reports the rows a load of the sample would reject.
-fn check_sample(
-    p: &mut Planned,
-    files: &[SampleFile],
-    rows: u64,
-    rows_sampled: u64,
-) -> Result<()> {
+fn check_sample(p: &mut Planned, files: &[SampleFile], rows: u64) -> Result<()> {
     let cols: Vec<Column> = p
         .columns
         .iter()
@@ -894,7 +901,6 @@ fn check_sample(
             p.check.push(format!("    {e}: {:?}", e.raw_field));
         }
     }
-    let _ = rows_sampled;
     Ok(())
 }
 
@@ -983,7 +989,7 @@ fn plan_sample_only(
             "its files hold no rows to decide columns from",
         ));
     }
-    check_sample(&mut p, &files, opts.rows, s.rows)?;
+    check_sample(&mut p, &files, opts.rows)?;
     Ok(p)
 }
 
@@ -997,7 +1003,10 @@ fn plan_hive(
     let mut format = match hive_format(t, &mut report, &mut check) {
         Ok(f) => f,
         Err(Error::InvalidInput { message, .. }) => {
-            errors.push(format!("line {}: table {}: {message}", t.line, t.name));
+            errors.push(format!(
+                "line {}, column {}: table {}: {message}",
+                t.line, t.column, t.name
+            ));
             return Ok(None);
         }
         Err(e) => return Err(e),
@@ -1008,7 +1017,10 @@ fn plan_hive(
     let schema = match (&opts.schema, &t.database) {
         (Some(s), _) => name_of(s, "public"),
         (None, Some(d)) if d == "default" => {
-            report.push("Hive's database default → schema public (default is a Redshift reserved word)".into());
+            report.push(
+                "Hive's database default → schema public (default is a Redshift reserved word)"
+                    .into(),
+            );
             "public".into()
         }
         (None, Some(d)) => name_of(d, "public"),
@@ -1077,7 +1089,10 @@ fn plan_hive(
         "prefix": format!("{}/", location_dir.as_deref().unwrap_or(&t.name))
     });
     if let Some(l) = &t.location {
-        report.push(format!("LOCATION {l}: the files are expected under {}", files["prefix"].as_str().unwrap_or("")));
+        report.push(format!(
+            "LOCATION {l}: the files are expected under {}",
+            files["prefix"].as_str().unwrap_or("")
+        ));
     }
     let mut p = Planned {
         schema,
@@ -1103,16 +1118,24 @@ fn plan_hive(
                 "sampled {} row(s) of {} file(s){}",
                 s.rows,
                 s.files_read,
-                if s.complete { " (all of them)" } else { " (the --rows limit)" }
+                if s.complete {
+                    " (all of them)"
+                } else {
+                    " (the --rows limit)"
+                }
             ));
-            for (i, (name, ty, nullable)) in p.columns.iter_mut().enumerate() {
+            for (i, (name, ty, _)) in p.columns.iter_mut().enumerate() {
                 let hive_ty = &all[i].0.ty;
                 let char_like = matches!(
                     hive_ty,
                     HiveType::String | HiveType::Varchar(_) | HiveType::Char(_)
                 );
-                match (char_like, s.columns.get(i)) {
-                    (true, Some(stats)) if stats.max_bytes > 0 || stats.example.is_some() => {
+                if let Some(stats) = s
+                    .columns
+                    .get(i)
+                    .filter(|st| char_like && (st.max_bytes > 0 || st.example.is_some()))
+                {
+                    {
                         let bound = ty.max_bytes().unwrap_or(MAX_VARCHAR);
                         let n = sample::varchar_length(stats.max_bytes).min(bound);
                         col_why[i] = format!(
@@ -1125,16 +1148,15 @@ fn plan_hive(
                             }
                         );
                         *ty = ColumnType::Varchar(n);
-                        p.check.retain(|c| !c.starts_with(&format!("{name}: STRING has no length")));
+                        p.check
+                            .retain(|c| !c.starts_with(&format!("{name}: STRING has no length")));
                         if !s.complete {
                             p.check.push(format!(
                                 "{name}: sized from a partial sample; a longer value in the rest is rejected"
                             ));
                         }
                     }
-                    _ => {}
                 }
-                let _ = nullable;
             }
         }
         None => {
@@ -1159,10 +1181,10 @@ fn plan_hive(
         .map(|((n, t, nl), why)| column_line(n, t, *nl, why))
         .collect();
     p.report.extend(lines);
-    if let (Some(root), true) = (&opts.sample, opts.sample.is_some()) {
-        if let Some((sfiles, _)) = find_sample(root, t)? {
-            check_sample(&mut p, &sfiles, opts.rows, 0)?;
-        }
+    if let Some(root) = &opts.sample
+        && let Some((sfiles, _)) = find_sample(root, t)?
+    {
+        check_sample(&mut p, &sfiles, opts.rows)?;
     }
     Ok(Some(p))
 }
@@ -1175,7 +1197,10 @@ fn plan_hive(
 /// would not pass validation.
 pub fn init(opts: &InitOptions) -> Result<InitOutput> {
     if opts.hive_ddl.is_none() && opts.sample.is_none() {
-        return Err(invalid("etl init", "give --from-hive DDL.sql, --sample DIR, or both"));
+        return Err(invalid(
+            "etl init",
+            "give --from-hive DDL.sql, --sample DIR, or both",
+        ));
     }
     let mut planned = Vec::new();
     let mut errors = Vec::new();
@@ -1292,7 +1317,9 @@ pub fn init(opts: &InitOptions) -> Result<InitOutput> {
     let manifest = serde_json::to_string_pretty(&job).expect("the manifest serializes") + "\n";
     // The project's own validation, without touching the files.
     crate::Job::parse(&manifest, "etl init output", &opts.manifest_dir).map_err(|e| {
-        Error::Internal(format!("etl init wrote a manifest that does not validate: {e}"))
+        Error::Internal(format!(
+            "etl init wrote a manifest that does not validate: {e}"
+        ))
     })?;
     let mut report = String::new();
     for p in &planned {

@@ -23,8 +23,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::job::{Column, ColumnType, Compression, Format};
-use crate::load::{LoadError, MAX_RECORD_BYTES, RecordEnd, RowParser, Scratch, datetime, decoder};
 use crate::load::{Batch, CopyEncoding};
+use crate::load::{LoadError, MAX_RECORD_BYTES, RecordEnd, RowParser, Scratch, datetime, decoder};
 use crate::sql::Ident;
 use crate::{Error, Result};
 
@@ -46,7 +46,8 @@ pub struct SampleFile {
 /// When the file cannot be read.
 pub fn sniff_compression(path: &Path) -> Result<Compression> {
     let mut head = [0u8; 4];
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path.display(), e))?;
+    let mut f =
+        std::fs::File::open(path).map_err(|e| Error::io("cannot open", path.display(), e))?;
     let mut n = 0;
     while n < 4 {
         match f.read(&mut head[n..]) {
@@ -258,7 +259,10 @@ fn shown(v: &[u8]) -> String {
 /// Digits before (without leading zeros) and after the point of a plain decimal number.
 fn decimal_digits(v: &[u8]) -> (u32, u32) {
     let t = v.trim_ascii();
-    let t = t.strip_prefix(b"-").or_else(|| t.strip_prefix(b"+")).unwrap_or(t);
+    let t = t
+        .strip_prefix(b"-")
+        .or_else(|| t.strip_prefix(b"+"))
+        .unwrap_or(t);
     let (int, frac) = match memchr::memchr(b'.', t) {
         Some(i) => (&t[..i], &t[i + 1..]),
         None => (t, &[][..]),
@@ -522,11 +526,16 @@ fn looks_like_header(
     probe: &RowParser,
     fields: &[(Vec<u8>, bool)],
 ) -> (bool, String) {
-    if fields.iter().any(|(v, null)| *null || v.trim_ascii().is_empty()) {
+    if fields
+        .iter()
+        .any(|(v, null)| *null || v.trim_ascii().is_empty())
+    {
         return (false, "the first line has an empty field".into());
     }
     for (c, (v, _)) in fields.iter().enumerate() {
-        let Some(stats) = columns.get(c) else { continue };
+        let Some(stats) = columns.get(c) else {
+            continue;
+        };
         for k in [INT, DEC, DBL, BOOL, DATE, TS, TSTZ] {
             if stats.cands[k].dead.is_none()
                 && stats.cands[k].values > 0
@@ -546,7 +555,8 @@ fn looks_like_header(
     }
     let name_like = |v: &[u8]| {
         let t = v.trim_ascii();
-        t.first().is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+        t.first()
+            .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
             && t.iter()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b' '))
     };
@@ -611,8 +621,9 @@ pub fn decide(stats: &ColumnStats, complete: bool) -> Decision {
     };
     let ruled_out = |upto: usize| -> String {
         let mut why = Vec::new();
+        // Only candidates that took some values before one did not: the column's types are mixed.
         for k in 0..upto {
-            if let Some(s) = &c[k].dead {
+            if let Some(s) = c[k].dead.as_ref().filter(|_| c[k].values > 0) {
                 why.push(format!(
                     "{} ruled out by {:?} at {}:{} ({})",
                     PROBE_TYPES[k].name(),
@@ -629,7 +640,7 @@ pub fn decide(stats: &ColumnStats, complete: bool) -> Decision {
         if why.is_empty() {
             String::new()
         } else {
-            format!("; {}", why.join("; "))
+            format!("; mixed: {}", why.join("; "))
         }
     };
     let (ty, k, reason) = if alive(INT) {
@@ -646,8 +657,16 @@ pub fn decide(stats: &ColumnStats, complete: bool) -> Decision {
         } else {
             ColumnType::BigInt
         };
-        let room = if complete { "" } else { ", twice that for headroom" };
-        (ty, INT, format!("integers from {lo} to {hi}{room}{partial}"))
+        let room = if complete {
+            ""
+        } else {
+            ", twice that for headroom"
+        };
+        (
+            ty,
+            INT,
+            format!("integers from {lo} to {hi}{room}{partial}"),
+        )
     } else if alive(DEC) && stats.int_digits + u32::from(!complete) + stats.scale <= 38 {
         let ip = stats.int_digits.max(1) + u32::from(!complete);
         let p = ip + stats.scale;
@@ -661,7 +680,11 @@ pub fn decide(stats: &ColumnStats, complete: bool) -> Decision {
                 "decimals with up to {} digit(s) before the point and {} after{}{}",
                 stats.int_digits,
                 stats.scale,
-                if complete { "" } else { ", one more before it for headroom" },
+                if complete {
+                    ""
+                } else {
+                    ", one more before it for headroom"
+                },
                 ruled_out(DEC)
             ),
         )
@@ -767,12 +790,11 @@ pub fn verify(
     limit: u64,
     keep: usize,
 ) -> Result<(u64, u64, Vec<LoadError>)> {
-    let parser = RowParser::new(columns, format, CopyEncoding::Binary).map_err(|m| {
-        Error::InvalidInput {
+    let parser =
+        RowParser::new(columns, format, CopyEncoding::Binary).map_err(|m| Error::InvalidInput {
             what: "file format".into(),
             message: m,
-        }
-    })?;
+        })?;
     let mut rows = 0u64;
     let mut rejected = 0u64;
     let mut errors = Vec::new();

@@ -755,7 +755,11 @@ impl RowParser {
         value: &[u8],
         is_null: bool,
     ) -> Result<Option<Vec<u8>>, (u32, String)> {
-        debug_assert_eq!(self.encoding, CopyEncoding::Binary, "probe with a binary parser");
+        debug_assert_eq!(
+            self.encoding,
+            CopyEncoding::Binary,
+            "probe with a binary parser"
+        );
         let mut out = Vec::new();
         let mut tmp = Vec::new();
         self.write_value(col, value, is_null, &mut out, &mut tmp)
