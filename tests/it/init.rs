@@ -55,7 +55,7 @@ fn types(t: &Value) -> Vec<(String, String, bool)> {
             (
                 c["name"].as_str().unwrap().to_owned(),
                 c["type"].as_str().unwrap().to_owned(),
-                c["nullable"].as_bool().unwrap(),
+                c["nullable"].as_bool().unwrap_or(true),
             )
         })
         .collect()

@@ -381,19 +381,14 @@ fn lex(text: &str) -> Result<Vec<Token>, DdlError> {
                 line: tl,
                 column: tc,
             });
-        } else if "(),<>:;=.".contains(c) {
+        } else {
+            // Punctuation; what is not Hive DDL is reported by the parser, where it is.
             out.push(Token {
                 tok: Tok::Sym(c),
                 line: tl,
                 column: tc,
             });
             bump!();
-        } else {
-            return Err(DdlError {
-                line: tl,
-                column: tc,
-                message: format!("unexpected character {c:?}"),
-            });
         }
     }
     Ok(out)
@@ -500,7 +495,11 @@ impl<'t> Parser<'t> {
         if self.eat_kw(kw) {
             Ok(())
         } else {
-            self.err(format!("expected {kw}, found {}", self.describe()))
+            self.err(format!(
+                "expected {}, found {}",
+                kw.to_uppercase(),
+                self.describe()
+            ))
         }
     }
 

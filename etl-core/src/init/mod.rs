@@ -1221,6 +1221,15 @@ pub fn init(opts: &InitOptions) -> Result<InitOutput> {
             tables.len()
         ));
         if !errors.is_empty() {
+            // In the order of the text: "line L, column C: ...".
+            let at = |e: &String| -> (usize, usize) {
+                let mut n = e
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse().unwrap_or(0));
+                (n.next().unwrap_or(0), n.next().unwrap_or(0))
+            };
+            errors.sort_by_key(at);
             return Err(invalid(
                 format!("Hive DDL {ddl_name}"),
                 format!("\n  {}", errors.join("\n  ")),
