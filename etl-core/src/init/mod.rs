@@ -684,10 +684,13 @@ fn find_sample(root: &Path, t: &HiveTable) -> Result<Option<(Vec<SampleFile>, se
             }
         }
     } else if root.is_file() {
+        // One file: the sample of the table it is named after, or of the only table.
         let parent = root.parent().unwrap_or(Path::new("."));
         let f = sample_file(parent, root)?;
-        let spec = serde_json::Value::String(f.name.clone());
-        return Ok(Some((vec![f], spec)));
+        if only || names.iter().any(|n| f.name.split('.').next() == Some(n)) {
+            let spec = serde_json::Value::String(f.name.clone());
+            return Ok(Some((vec![f], spec)));
+        }
     }
     Ok(None)
 }
@@ -996,6 +999,7 @@ fn plan_sample_only(
 fn plan_hive(
     opts: &InitOptions,
     t: &HiveTable,
+    only: bool,
     errors: &mut Vec<String>,
 ) -> Result<Option<Planned>> {
     let mut report = Vec::new();
@@ -1104,7 +1108,7 @@ fn plan_hive(
         check,
     };
     let sampled = match &opts.sample {
-        Some(root) => find_sample(root, t)?,
+        Some(root) => find_sample(root, t, only)?,
         None => None,
     };
     match sampled {
@@ -1182,7 +1186,7 @@ fn plan_hive(
         .collect();
     p.report.extend(lines);
     if let Some(root) = &opts.sample
-        && let Some((sfiles, _)) = find_sample(root, t)?
+        && let Some((sfiles, _)) = find_sample(root, t, only)?
     {
         check_sample(&mut p, &sfiles, opts.rows)?;
     }
@@ -1212,7 +1216,7 @@ pub fn init(opts: &InitOptions) -> Result<InitOutput> {
             errors.push("no CREATE TABLE statement found".into());
         }
         for t in &tables {
-            if let Some(p) = plan_hive(opts, t, &mut errors)? {
+            if let Some(p) = plan_hive(opts, t, tables.len() == 1, &mut errors)? {
                 planned.push(p);
             }
         }
