@@ -654,7 +654,11 @@ fn dir_table(
 
 /// The files of a DDL table in the sample folder: `<location's last folder>/`, `<table>/` or
 /// `<table>.*`.
-fn find_sample(root: &Path, t: &HiveTable) -> Result<Option<(Vec<SampleFile>, serde_json::Value)>> {
+fn find_sample(
+    root: &Path,
+    t: &HiveTable,
+    only: bool,
+) -> Result<Option<(Vec<SampleFile>, serde_json::Value)>> {
     let mut names = Vec::new();
     if let Some(loc) = &t.location
         && let Some(last) = loc.trim_end_matches('/').rsplit('/').next()
@@ -821,7 +825,7 @@ fn detect_format(head: &[u8], report: &mut Vec<String>, check: &mut Vec<String>)
             .any(|w| w[0] == b'\\' && (w[1] == d || w[1] == b'\\'));
     }
     if quoted > 0 {
-        if d == b',' && !backslash_quote || doubled && !backslash_quote {
+        if !backslash_quote && (d == b',' || doubled) {
             f.csv_quote = Some(b'"');
             report.push("quoted fields: CSV (a quote inside a value is doubled)".into());
         } else {
@@ -941,7 +945,7 @@ fn plan_sample_only(
         if s.complete {
             " (all of them)"
         } else {
-            &" (the --rows limit; the rest was not read)"[..]
+            " (the --rows limit; the rest was not read)"
         }
     ));
     for (file, line, n) in &s.ragged {

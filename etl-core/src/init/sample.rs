@@ -23,7 +23,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::job::{Column, ColumnType, Compression, Format};
-use crate::load::{Batch, CopyEncoding};
+use crate::load::{Batch, CopyEncoding, SplitField};
 use crate::load::{LoadError, MAX_RECORD_BYTES, RecordEnd, RowParser, Scratch, datetime, decoder};
 use crate::sql::Ident;
 use crate::{Error, Result};
@@ -428,7 +428,7 @@ pub fn sample(
         header_reason: None,
         ragged: Vec::new(),
     };
-    let mut firsts: Vec<(String, u64, Vec<(Vec<u8>, bool)>)> = Vec::new();
+    let mut firsts: Vec<(String, u64, Vec<SplitField>)> = Vec::new();
     let mut width: Option<usize> = None;
     let mut split_errors = Vec::new();
     for file in files {
@@ -511,7 +511,7 @@ fn add_fields(
     probe: &RowParser,
     file: &str,
     line: u64,
-    fields: &[(Vec<u8>, bool)],
+    fields: &[SplitField],
 ) {
     if columns.len() < fields.len() {
         columns.resize_with(fields.len(), ColumnStats::default);
@@ -524,7 +524,7 @@ fn add_fields(
 fn looks_like_header(
     columns: &[ColumnStats],
     probe: &RowParser,
-    fields: &[(Vec<u8>, bool)],
+    fields: &[SplitField],
 ) -> (bool, String) {
     if fields
         .iter()

@@ -95,6 +95,9 @@ pub struct Batch {
     pub errors: Vec<LoadError>,
 }
 
+/// One field from [`RowParser::split_record`]: its value, and whether it is the `NULL AS` string.
+pub(crate) type SplitField = (Vec<u8>, bool);
+
 /// How a column's values are converted.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -716,7 +719,7 @@ impl RowParser {
     /// # Errors
     /// The error code and reason a load would report for a record that cannot be split (an
     /// unmatched quote).
-    pub(crate) fn split_record(&self, rec: &[u8]) -> Result<Vec<(Vec<u8>, bool)>, (u32, String)> {
+    pub(crate) fn split_record(&self, rec: &[u8]) -> Result<Vec<SplitField>, (u32, String)> {
         let rec = match rec.last() {
             Some(b'\r') if !(self.escape && escaped_at(rec, 0, rec.len() - 1)) => {
                 &rec[..rec.len() - 1]
