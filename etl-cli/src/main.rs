@@ -9,6 +9,7 @@ mod conn;
 mod deploy_cmd;
 mod doctor_cmd;
 mod errors;
+mod init_cmd;
 mod output;
 mod plan_cmd;
 mod run_cmd;
@@ -44,6 +45,8 @@ enum Command {
     Sql(sql_cmd::SqlArgs),
     /// Print every statement a job would run, in order, without connecting to anything.
     Plan(plan_cmd::PlanArgs),
+    /// Write a job manifest from Hive CREATE TABLE statements and/or a sample of the exported files.
+    Init(init_cmd::InitArgs),
     /// Start a throwaway PostgreSQL, print its URL, remove it on Ctrl-C.
     Server(server_cmd::ServerArgs),
     /// Check every assumption the Redshift path makes against a warehouse, one line per probe.
@@ -156,6 +159,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run_cmd::run(args).await,
             Command::Sql(args) => sql_cmd::run(args).await,
             Command::Plan(args) => plan_cmd::run(args).await,
+            Command::Init(args) => init_cmd::run(args),
             Command::Server(args) => server_cmd::run(args).await,
             Command::Doctor(args) => doctor_cmd::run(args).await,
             Command::Status(args) => track_cmd::status(args).await,

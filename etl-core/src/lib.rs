@@ -32,6 +32,7 @@
 //! - [`warehouse`]: connections (URL, `PG*` variables, Secrets Manager JSON), TLS, the pool;
 //! - [`cluster`]: the throwaway PostgreSQL;
 //! - [`load`]: Redshift's COPY semantics on the client;
+//! - [`init`]: a job manifest written from Hive DDL or from a sample of the exported files;
 //! - [`exec`]: one step of a plan executed with its journal writes, shared by `pipeline` and `steps`;
 //! - [`journal`]: the run and step records in the warehouse (`etl_meta`);
 //! - [`lock`]: one run of a job at a time per warehouse;
@@ -50,6 +51,7 @@ pub mod cluster;
 pub mod doctor;
 pub mod error;
 pub mod exec;
+pub mod init;
 pub mod job;
 pub mod journal;
 pub mod load;

@@ -13,6 +13,7 @@ mod demo_check;
 mod doctor;
 mod faults;
 mod hostile;
+mod init;
 mod lambda;
 mod rehearsal_sql;
 mod run;

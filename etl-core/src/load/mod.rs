@@ -36,6 +36,9 @@ mod value;
 mod tests;
 
 pub use parser::{Batch, CopyEncoding, LoadError, RowParser};
+// For `etl init`'s sampler, which reads files with the loader's own record and field rules.
+pub(crate) use parser::{RecordEnd, Scratch, SplitField};
+pub(crate) use stream::decoder;
 pub use stream::{
     CHUNK_BYTES, FileStats, MAX_RECORD_BYTES, binary_copy_header, binary_copy_trailer, parse_file,
     parse_file_with_chunk,

@@ -95,6 +95,9 @@ pub struct Batch {
     pub errors: Vec<LoadError>,
 }
 
+/// One field from [`RowParser::split_record`]: its value, and whether it is the `NULL AS` string.
+pub(crate) type SplitField = (Vec<u8>, bool);
+
 /// How a column's values are converted.
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -706,6 +709,67 @@ impl RowParser {
             raw: (pos, end),
             quoted: true,
             next,
+        })
+    }
+
+    /// Splits one record (without its line feed) into its fields by exactly the rules a load uses
+    /// (quotes, escapes, a trailing CR), for `etl init`'s sampler: each field's value as the column
+    /// converter would see it, and whether it is the `NULL AS` string as written.
+    ///
+    /// # Errors
+    /// The error code and reason a load would report for a record that cannot be split (an
+    /// unmatched quote).
+    pub(crate) fn split_record(&self, rec: &[u8]) -> Result<Vec<SplitField>, (u32, String)> {
+        let rec = match rec.last() {
+            Some(b'\r') if !(self.escape && escaped_at(rec, 0, rec.len() - 1)) => {
+                &rec[..rec.len() - 1]
+            }
+            _ => rec,
+        };
+        let mut unescaped = Vec::new();
+        let mut fields = Vec::new();
+        let mut pos = 0;
+        loop {
+            let field = self
+                .split_field(rec, pos, &mut unescaped)
+                .map_err(|e| (e.code, e.reason))?;
+            let raw = &rec[field.raw.0..field.raw.1];
+            let is_null = !field.quoted && raw == self.null_as.as_slice();
+            let v = match field.src {
+                Src::Rec(a, b) => rec[a..b].to_vec(),
+                Src::Scratch => unescaped.clone(),
+            };
+            fields.push((v, is_null));
+            match field.next {
+                Some(n) => pos = n,
+                None => return Ok(fields),
+            }
+        }
+    }
+
+    /// Converts one field (from [`RowParser::split_record`]) into column `col` as a load would:
+    /// `Ok(None)` when it loads as NULL, `Ok(Some(bytes))` with the value in PostgreSQL's binary
+    /// COPY form (without its length), or the load error's code and reason. For `etl init`'s
+    /// sampler, which probes each value against candidate types; the parser must write
+    /// [`CopyEncoding::Binary`].
+    pub(crate) fn convert_field(
+        &self,
+        col: usize,
+        value: &[u8],
+        is_null: bool,
+    ) -> Result<Option<Vec<u8>>, (u32, String)> {
+        debug_assert_eq!(
+            self.encoding,
+            CopyEncoding::Binary,
+            "probe with a binary parser"
+        );
+        let mut out = Vec::new();
+        let mut tmp = Vec::new();
+        self.write_value(col, value, is_null, &mut out, &mut tmp)
+            .map_err(|e| (e.code, e.reason))?;
+        Ok(match out.get(..4) {
+            Some(len) if len == (-1i32).to_be_bytes() => None,
+            _ => Some(out.split_off(4.min(out.len()))),
         })
     }
 

@@ -268,7 +268,11 @@ impl<'p> Chunker<'p> {
     }
 }
 
-fn decoder<'a, R: Read + 'a>(reader: R, compression: Compression) -> Result<Box<dyn Read + 'a>> {
+/// The streaming decompressor of one compression (`Auto` and `None` read the bytes as they are).
+pub(crate) fn decoder<'a, R: Read + 'a>(
+    reader: R,
+    compression: Compression,
+) -> Result<Box<dyn Read + 'a>> {
     Ok(match compression {
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
             std::io::BufReader::with_capacity(256 * 1024, reader),
