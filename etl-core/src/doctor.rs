@@ -4,7 +4,7 @@
 //! one [`Finding`]: ok, failed or skipped, with the documentation page of what it checks and what
 //! to change when it fails. On PostgreSQL every probe runs its local equivalent (the views and
 //! functions the local run uses instead). The statements are in [`crate::sql::doctor`]; the
-//! tracker's own status, cancel and history statements come from [`crate::sql::status_query`], so
+//! tracker's own status, cancel and history statements come from [`crate::sql`]'s status queries, so
 //! the probes test exactly what the tracker sends.
 //!
 //! ```no_run
@@ -313,7 +313,12 @@ async fn query_group(client: &Client, dialect: Dialect, label: &str) -> Finding 
 /// finds it in the history (Redshift).
 async fn running_and_cancel(warehouse: &Warehouse, observer: &Client, label: &str) -> Vec<Finding> {
     let dialect = warehouse.dialect();
-    let status = sql::status_query(dialect);
+    // The tracker's own observation queries (`track::observe`): by PID; the label is matched
+    // as the tracker matches it.
+    let running_sql = match dialect {
+        Dialect::Redshift => sql::redshift_inflight(),
+        Dialect::Postgres => sql::postgres_session(),
+    };
     let mut out = Vec::new();
     let worker = match warehouse.connect_one().await {
         Ok(c) => c,
@@ -370,17 +375,29 @@ async fn running_and_cancel(warehouse: &Warehouse, observer: &Client, label: &st
     let start = Instant::now();
     let mut seen = None;
     while start.elapsed() < WAIT {
-        match observer.query(status.running, &[&pid, &label]).await {
+        match observer.query(running_sql, &[&pid]).await {
             Ok(rows) if !rows.is_empty() => {
-                seen = Some(rows[0].get::<_, String>(0));
-                break;
+                let ours = rows.iter().find_map(|r| {
+                    let l: String = r.get(1);
+                    let live = match dialect {
+                        Dialect::Redshift => Some("running".to_owned()),
+                        Dialect::Postgres => r.get::<_, Option<String>>(2),
+                    };
+                    (l.trim_end() == label && live.as_deref() != Some("idle"))
+                        .then(|| live.unwrap_or_default())
+                });
+                if ours.is_some() {
+                    seen = ours;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
             Ok(_) => tokio::time::sleep(Duration::from_millis(200)).await,
             Err(e) => {
                 out.push(finding(
                     "status-running",
                     Status::Failed,
-                    query_error(status.running, &e),
+                    query_error(running_sql, &e),
                     "the tracker polls with this statement",
                 ));
                 break;
@@ -459,14 +476,25 @@ async fn running_and_cancel(warehouse: &Warehouse, observer: &Client, label: &st
             .map(|k| k.len().to_string())
             .unwrap_or_else(|| "-".into())
     )];
-    match status.history {
+    let history_sql = (dialect == Dialect::Redshift).then(sql::redshift_history);
+    match history_sql {
         Some(history) => {
             let start = Instant::now();
             let mut found = None;
             let mut failure = None;
             while start.elapsed() < WAIT && found.is_none() && failure.is_none() {
-                match observer.query(history, &[&pid, &label, &submitted]).await {
-                    Ok(rows) if !rows.is_empty() => found = Some(rows[0].get::<_, String>(0)),
+                match observer.query(history, &[&pid, &submitted]).await {
+                    Ok(rows) if !rows.is_empty() => {
+                        found = rows.iter().find_map(|r| {
+                            let l: Option<String> = r.get(2);
+                            let status: Option<String> = r.get(3);
+                            (l.as_deref().map(str::trim_end) == Some(label))
+                                .then(|| status.unwrap_or_default().trim_end().to_owned())
+                        });
+                        if found.is_none() {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
                     Ok(_) => tokio::time::sleep(Duration::from_secs(1)).await,
                     Err(e) => failure = Some(query_error(history, &e)),
                 }

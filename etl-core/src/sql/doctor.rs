@@ -195,7 +195,7 @@ mod tests {
     //! Golden tests: each Redshift probe statement as sent, and the Developer Guide page of every
     //! system view or function it reads (named in the function's docs above and checked here).
     use super::*;
-    use crate::sql::status_query;
+    use crate::sql::{redshift_history, redshift_inflight};
 
     const GUIDE: &str = "https://docs.aws.amazon.com/redshift/latest/dg/";
 
@@ -239,12 +239,12 @@ mod tests {
             ),
             (
                 "tracker running",
-                status_query(Dialect::Redshift).running.to_owned(),
+                redshift_inflight().to_owned(),
                 "r_STV_INFLIGHT.html",
             ),
             (
                 "tracker history",
-                status_query(Dialect::Redshift).history.unwrap().to_owned(),
+                redshift_history().to_owned(),
                 "SYS_QUERY_HISTORY.html",
             ),
         ];

@@ -137,11 +137,14 @@ mod tests {
 
     /// Each Redshift status query, the page of each view it reads, and that page's documented
     /// columns (Amazon Redshift Database Developer Guide, read for this test).
-    fn documented() -> Vec<(
+    /// (query name, query, [(view page, documented columns)]).
+    type Documented = (
         &'static str,
         &'static str,
         Vec<(&'static str, &'static [&'static str])>,
-    )> {
+    );
+
+    fn documented() -> Vec<Documented> {
         const SESSIONS: &[&str] = &[
             "starttime",
             "process",
