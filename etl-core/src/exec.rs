@@ -424,10 +424,19 @@ impl<'a> Executor<'a> {
         };
         let _ = track::cancel(self.warehouse, &handle).await;
         let r = finish.await;
-        r.map_err(|e| {
-            let e = reword(e, &context, Some(interrupt));
-            interpret(e, Some(interrupt), &context, start)
-        })
+        match r {
+            Ok(rows) => Ok(rows),
+            Err(e) => {
+                let e = reword(e, &context, Some(interrupt));
+                let e = interpret(e, Some(interrupt), &context, start);
+                if matches!(e, Error::Timeout { .. }) {
+                    // The cancel was this run's timeout: the step failed (the tracker recorded
+                    // only that it was cancelled).
+                    journal::record_failure(self.warehouse, self.run_id, &step.id, &e, None).await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The client-side unload (PostgreSQL): the plan's `COPY (query) TO STDOUT` written in

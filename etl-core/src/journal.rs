@@ -309,65 +309,77 @@ pub async fn fail_step<C: GenericClient>(
 }
 
 /// Records the plan a run starts with (each step's [`crate::plan::Step::digest`]), or on a resume
-/// checks that the plan is the one the run was started with: a resume with a changed manifest
-/// would skip steps whose meaning changed, or run new ones against old data.
+/// checks it against the plan the run was started with. What already succeeded must not have
+/// changed: a resume skips those steps, so a changed (or moved, or removed) step that succeeded
+/// would leave its old result under a new meaning. Steps that have not succeeded yet — the failed
+/// one a user fixes, and those after it — may change: that is how a run is fixed and resumed.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] naming the steps that changed, appeared or disappeared;
+/// [`Error::InvalidInput`] naming the succeeded steps that changed or disappeared;
 /// [`Error::Query`].
 pub async fn check_plan<C: GenericClient>(
     client: &C,
     run_id: &str,
     digests: &[(String, String)],
+    succeeded: &HashSet<String>,
 ) -> Result<()> {
     let rows = client
         .query(q::plan_digests(), &[&run_id])
         .await
         .map_err(db("read the run's plan"))?;
-    if rows.is_empty() {
-        for (id, digest) in digests {
-            client
-                .execute(q::insert_plan_digest(), &[&run_id, id, digest])
-                .await
-                .map_err(db("record the run's plan"))?;
-        }
-        return Ok(());
-    }
     let before: std::collections::HashMap<String, String> =
         rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut changes = Vec::new();
     for (id, digest) in digests {
-        match before.get(id) {
-            None => changes.push(format!("{id} is new")),
-            Some(d) if d != digest => changes.push(format!("{id} changed")),
-            Some(_) => {}
+        if let Some(d) = before.get(id)
+            && d != digest
+            && succeeded.contains(id)
+        {
+            changes.push(format!("{id} changed"));
         }
     }
     let now: HashSet<&str> = digests.iter().map(|(id, _)| id.as_str()).collect();
     let mut gone: Vec<&String> = before
         .keys()
-        .filter(|id| !now.contains(id.as_str()))
+        .filter(|id| !now.contains(id.as_str()) && succeeded.contains(*id))
         .collect();
     gone.sort();
     changes.extend(gone.into_iter().map(|id| format!("{id} is gone")));
-    if changes.is_empty() {
-        return Ok(());
+    if !changes.is_empty() {
+        let shown: Vec<&str> = changes.iter().take(10).map(String::as_str).collect();
+        return Err(Error::invalid(
+            "run id",
+            format!(
+                "run {run_id:?} already ran steps that the manifest or SQL now changes ({}{}): a \
+                 resume skips what succeeded, so their results would not match; restore the \
+                 manifest and SQL of those steps, or start a new run (without --run-id)",
+                shown.join(", "),
+                if changes.len() > shown.len() {
+                    format!(", and {} more", changes.len() - shown.len())
+                } else {
+                    String::new()
+                }
+            ),
+        ));
     }
-    let shown: Vec<&str> = changes.iter().take(10).map(String::as_str).collect();
-    Err(Error::invalid(
-        "run id",
-        format!(
-            "run {run_id:?} was started with a different manifest or SQL ({}{}): a resume runs \
-             only the plan it started with; restore the manifest and SQL, or start a new run \
-             (without --run-id)",
-            shown.join(", "),
-            if changes.len() > shown.len() {
-                format!(", and {} more", changes.len() - shown.len())
-            } else {
-                String::new()
+    for (id, digest) in digests {
+        match before.get(id) {
+            None => {
+                client
+                    .execute(q::insert_plan_digest(), &[&run_id, id, digest])
+                    .await
+                    .map_err(db("record the run's plan"))?;
             }
-        ),
-    ))
+            Some(d) if d != digest => {
+                client
+                    .execute(q::update_plan_digest(), &[&run_id, id, digest])
+                    .await
+                    .map_err(db("record the run's plan"))?;
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// One step's journal row, decoded in one place.

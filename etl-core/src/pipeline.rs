@@ -295,7 +295,7 @@ async fn run_inner(
         .collect();
     let start = journal::begin_run(&**conn, dialect, &report.run_id, &job.name, &ids).await?;
     let digests: Vec<(String, String)> = steps.iter().map(|s| (s.id.clone(), s.digest())).collect();
-    journal::check_plan(&**conn, &report.run_id, &digests).await?;
+    journal::check_plan(&**conn, &report.run_id, &digests, &start.succeeded).await?;
     drop(conn);
     report.resumed = start.resumed;
     observer.event(Event::RunStarted {

@@ -203,7 +203,7 @@ impl<'a> Runner<'a> {
             .iter()
             .map(|s| (s.id.clone(), s.digest()))
             .collect();
-        journal::check_plan(&**conn, &self.run_id, &digests).await?;
+        journal::check_plan(&**conn, &self.run_id, &digests, &start.succeeded).await?;
         drop(conn);
         let plan = TablesPlan {
             tables: self.tables(),

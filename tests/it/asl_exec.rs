@@ -419,6 +419,10 @@ impl World {
                 format!("arn:aws:iam::{ACCOUNT}:role/{PROJECT}-redshift-s3"),
             ),
             ("ETL_REDSHIFT_TEMPLATE_URL", template_url),
+            (
+                "ETL_CFN_ROLE_ARN",
+                format!("arn:aws:iam::{ACCOUNT}:role/{PROJECT}-redshift-stack"),
+            ),
             ("ETL_SUBNET_GROUP", format!("{PROJECT}-redshift-subnets")),
             ("ETL_REDSHIFT_SG", "sg-0123456789abcdef0".to_owned()),
             ("ETL_NODE_TYPE", "ra3.xlplus".to_owned()),

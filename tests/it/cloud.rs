@@ -972,7 +972,7 @@ async fn start_sends_the_documented_input() {
         ),
         (
             vec!["start", &job, "--stack", "etl-no-such-stack"],
-            "no stack",
+            "does not exist",
         ),
         (
             vec!["start", "job.json", "--state-machine", &machine],

@@ -124,8 +124,14 @@ fn etl_plan_prints_what_etl_run_sends() {
     // The Redshift plan is never rewritten.
     let plan = stdout_ok(
         etl()
-            .args(["plan", "--dialect", "redshift", "--input", "s3://b/in/"])
-            .args(["--unload-to", "s3://b/out/r_"])
+            .args([
+                "plan",
+                "--dialect",
+                "redshift",
+                "--input",
+                "s3://etl-bucket/in/",
+            ])
+            .args(["--unload-to", "s3://etl-bucket/out/r_"])
             .arg(&job),
     );
     assert!(plan.contains("dateadd(month, 1, d)"), "{plan}");
@@ -141,7 +147,7 @@ fn no_compat_runs_the_sql_as_written() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     // PostgreSQL reads the bare `month` as a column: exactly what the rewrite exists for.
     assert!(
-        stderr.contains("transform sql/x.sql statement 1 (line 2)")
+        stderr.contains("transform sql/x.sql statement 1 (line 1)")
             && stderr.contains("SQLSTATE 42703"),
         "{stderr}"
     );
@@ -247,4 +253,42 @@ async fn a_loaded_table_has_statistics_when_its_load_ends() {
         .unwrap()
         .get(0);
     assert_eq!(analyzed, 1);
+}
+
+/// A resume runs the fixed failed step as it now is, but refuses when a step that already
+/// succeeded (and would be skipped) changed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_refuses_changes_to_what_already_succeeded() {
+    let local = server().await;
+    let url = local.url();
+    let dir = tempfile::tempdir().unwrap();
+    let run_job = |transform: &str| {
+        let job = job(dir.path(), transform, "select n from s.q order by n");
+        run(etl()
+            .arg("run")
+            .arg(&job)
+            .args(["--database-url", &url, "--run-id", "fix-1"]))
+    };
+    let out = run_job(
+        "create table s.r as select n from s.t;\ncreate table s.q as select nope from s.t;\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    // Statement 1 succeeded: changing it is refused, by name, before anything runs.
+    let out = run_job(
+        "create table s.r as select n + 1 as n from s.t;\ncreate table s.q as select n from s.t;\n",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("transform:0:1 changed"), "{stderr}");
+
+    // Only the failed statement fixed: the resume runs it.
+    let out =
+        run_job("create table s.r as select n from s.t;\ncreate table s.q as select n from s.t;\n");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out/r_000")).unwrap(),
+        "n\n1\n2\n3\n"
+    );
 }

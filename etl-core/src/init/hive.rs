@@ -1041,7 +1041,7 @@ mod tests {
         assert_eq!(t.columns[0].comment.as_deref(), Some("the id"));
         assert_eq!(
             t.columns[2].ty,
-            HiveType::Complex("ARRAY<STRUCT<k:string,v:int>>".into())
+            HiveType::Complex("ARRAY<struct<k:string,v:int>>".into())
         );
         assert_eq!(t.partitions[0].name, "dt");
         assert_eq!(t.property("field.delim"), Some("\u{1}"));

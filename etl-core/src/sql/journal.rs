@@ -119,6 +119,12 @@ pub fn insert_plan_digest() -> &'static str {
      WHERE run_id = CAST($1 AS VARCHAR) AND step_id = CAST($2 AS VARCHAR))"
 }
 
+/// Updates the digest of a step that has not succeeded yet (fixed before a resume). `$1` run_id,
+/// `$2` step_id, `$3` digest.
+pub fn update_plan_digest() -> &'static str {
+    "UPDATE etl_meta.plans SET digest = $3 WHERE run_id = $1 AND step_id = $2"
+}
+
 /// Every step of a run with its status: `(step_id, status)`. `$1` run_id.
 pub fn step_statuses() -> &'static str {
     "SELECT step_id, status FROM etl_meta.steps WHERE run_id = $1"
