@@ -283,7 +283,7 @@ async fn run_inner(
     )?;
 
     let conn = warehouse.get().await?;
-    journal::ensure(&**conn).await?;
+    // The journal exists: `take_lock` created it before taking the run lock.
     if options.compat {
         // Redshift's functions for the transforms (NVL, DATEADD, GETDATE, ...): idempotent.
         crate::exec::install_compat(&conn).await?;
